@@ -1,0 +1,28 @@
+"""lipschitz-lr: LipschitzLR, learning rates from a Lipschitz bound of the loss (arXiv:1902.07399).
+
+The public API:
+
+* :class:`AdaptiveLR`, the scheduler (a ``torch.optim.lr_scheduler.LRScheduler``);
+* :mod:`lipschitz_lr.bounds`, the bound formulas as pure functions;
+* :mod:`lipschitz_lr.statistics`, collecting the activation statistics they need.
+"""
+
+from . import bounds, statistics
+from .adaptive_lr import VARIANTS, AdaptiveLR, EpochRecord
+from .bounds import LOSSES
+from .statistics import LipschitzStatistics, collect_statistics, find_head, max_weight_norm
+
+__all__ = [
+    "LOSSES",
+    "VARIANTS",
+    "AdaptiveLR",
+    "EpochRecord",
+    "LipschitzStatistics",
+    "bounds",
+    "collect_statistics",
+    "find_head",
+    "max_weight_norm",
+    "statistics",
+]
+
+__version__ = "0.1.0"

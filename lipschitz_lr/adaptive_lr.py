@@ -1,0 +1,593 @@
+"""``AdaptiveLR``: the LipschitzLR scheduler, a ``torch.optim.lr_scheduler.LRScheduler``.
+
+References:
+    Yedida, Saha, Prashanth. "LipschitzLR: Using theoretically computed adaptive learning rates
+    for fast convergence." Applied Intelligence (2021), arXiv:1902.07399.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
+
+from .bounds import LOSSES, MSESign, loss_coefficient, second_moment_bound, weight_decay_bound
+from .statistics import (
+    BatchUnpacker,
+    HeadHook,
+    LipschitzStatistics,
+    all_reduce_max,
+    collect_statistics,
+    default_unpack_batch,
+    find_head,
+    max_weight_norm,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["VARIANTS", "AdaptiveLR", "EpochRecord"]
+
+Variant = Literal["sgd", "momentum", "rmsprop", "adam"]
+StatisticsSource = Literal["reference", "hook"]
+VARIANTS: tuple[str, ...] = ("sgd", "momentum", "rmsprop", "adam")
+STATISTICS_SOURCES: tuple[str, ...] = ("reference", "hook")
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """Diagnostics of one ``step()`` (one epoch).
+
+    Attributes:
+        epoch: the epoch this learning rate is for (0 = computed at construction).
+        k_z: largest Frobenius norm of a batch of head inputs.
+        s: largest Frobenius norm of the elementwise square of a batch of head inputs.
+        max_weight_norm: largest Frobenius norm of a single tensor of the model's state.
+        k: the Lipschitz bound ``c * K_z + lambda * max_weight_norm`` of this epoch.
+        method_lr: the learning rate the method chose (``1/K``, ``1/K1``, ...), before the
+            optimizer mapping, group ratios and clamps.
+        lr: the value written for the group with the largest initial learning rate, at the
+            start of the epoch (before any per-iteration Keras decay).
+        note: ``""``, ``"initial_lr"``, ``"clamped"`` or ``"guarded"`` (kept the previous LR).
+    """
+
+    epoch: int
+    k_z: float
+    s: float
+    max_weight_norm: float
+    k: float
+    method_lr: float
+    lr: float
+    note: str = ""
+
+
+def _per_group(name: str, value: float | Sequence[float] | None, default: float, n_groups: int) -> list[float]:
+    if value is None:
+        return [default] * n_groups
+    if isinstance(value, (list, tuple)):
+        if len(value) != n_groups:
+            raise ValueError(
+                f"{name} has {len(value)} values but the optimizer has {n_groups} param groups; "
+                f"give one value or a list of {n_groups}"
+            )
+        values = [float(v) for v in value]
+    else:
+        values = [float(value)] * n_groups
+    for v in values:
+        if math.isnan(v) or v < 0:
+            raise ValueError(f"requires non-negative {name}, got {name}={value!r}")
+    return values
+
+
+def _finite_nonnegative(name: str, value: float) -> float:
+    value = float(value)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"requires a finite, non-negative {name}, got {name}={value!r}")
+    return value
+
+
+def _beta(name: str, value: float) -> float:
+    value = float(value)
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"requires 0 <= {name} < 1, got {name}={value!r}")
+    return value
+
+
+def _infer_batch_size(loader: Any) -> int | None:
+    batch_size = getattr(loader, "batch_size", None)
+    if batch_size is None:
+        batch_sampler = getattr(loader, "batch_sampler", None)
+        batch_size = getattr(batch_sampler, "batch_size", None)
+    return int(batch_size) if batch_size is not None else None
+
+
+def _set_lr(group: dict[str, Any], lr: float) -> None:
+    if isinstance(group["lr"], Tensor):
+        group["lr"].fill_(lr)
+    else:
+        group["lr"] = lr
+
+
+class AdaptiveLR(LRScheduler):
+    r"""Sets the learning rate to ``1/K`` every epoch, ``K`` a Lipschitz bound of the loss.
+
+    At construction (epoch 0, from the initial weights) and at every :meth:`step` (once per
+    epoch), the statistics of the inputs of the network's last linear layer are collected and
+    turned into a learning rate. For softmax cross-entropy (``c = (k-1)/(k m)``):
+
+    .. math::
+        K_\ast &= c\,K_z + \lambda\,\max_i \|W_i\|_F \\
+        \text{sgd:}\quad \eta &= 1/K_\ast \\
+        \text{momentum:}\quad K_1 &\leftarrow \beta_1 K_1 + (1-\beta_1) K_\ast,\quad \eta = 1/K_1 \\
+        S_\ast &= c^2 S + 2\lambda \max_i\|W_i\|_F\,c\,K_z \\
+        \text{rmsprop:}\quad K_2 &\leftarrow \rho K_2 + (1-\rho) S_\ast,\quad
+            \eta = (\sqrt{K_2} + \epsilon)/K_z \\
+        \text{adam:}\quad \eta &= (\sqrt{K_2} + \epsilon)/K_1
+            \quad (K_1, K_2 \text{ EMAs with } \beta_1, \beta_2)
+
+    ``K_z`` is the largest Frobenius norm of a whole batch (batch x features) of head inputs
+    and ``S`` that of its elementwise square, over the batches of ``loader`` taken in order in
+    eval mode (``statistics="reference"``), or over the training forward passes of the epoch
+    (``statistics="hook"``, no extra pass, not reference-equivalent). The EMAs start from 0 with
+    no bias correction unless asked, as in the authors' code.
+
+    The value is written into every ``param_group["lr"]``; each group keeps its ratio to the
+    largest initial learning rate. A non-finite or non-positive learning rate is never written:
+    the previous one is kept and a warning is issued.
+
+    Args:
+        optimizer: the wrapped optimizer. For ``variant="momentum"`` with ``torch.optim.SGD``,
+            the paper's EMA-form momentum ``v = b v + (1-b) g`` is mapped onto torch's
+            ``buf = b buf + (1-d) g`` by multiplying the learning rate by ``(1-b)/(1-d)`` (1 for
+            ``SGD(momentum=b, dampening=b)``, ``1-b`` for plain heavy-ball).
+        model: the network (a ``DistributedDataParallel`` wrapper is fine).
+        loader: batches of the clean training set, in order, at the training batch size. Required
+            for ``statistics="reference"``; with ``"hook"`` it is used only for epoch 0.
+        loss: one of ``"cross_entropy"`` (default), ``"binary_cross_entropy"``, ``"mse"``,
+            ``"mae"``, ``"quantile"``.
+        num_classes: ``k``, required for cross-entropy.
+        variant: ``"sgd"`` (default), ``"momentum"`` (AdaMo), ``"rmsprop"`` or ``"adam"``.
+        weight_decay: ``lambda`` of the L2 term (the paper's "weight decay"). Default 0.
+        statistics: ``"reference"`` (default, an extra eval pass) or ``"hook"``.
+        head: the last linear layer; default the last ``nn.Linear`` of ``model``.
+        batch_size: ``m``; default ``loader.batch_size``, else the largest batch seen.
+        initial_lr: epoch-0 learning rate. ``None`` (default) computes it from the initial
+            weights. A value is used for epoch 0 as is; for ``"momentum"`` it also seeds
+            ``K1 = 1/initial_lr`` (the paper's ``x``); for ``"rmsprop"``/``"adam"`` the EMAs then
+            start at epoch 1.
+        beta1: EMA factor of ``K1`` (momentum, adam). Default 0.9.
+        beta2: EMA factor of ``K2``; default 0.9 for rmsprop (Keras ``rho``), 0.999 for adam.
+        eps: added to ``sqrt(K2)``. Default 1e-7 (Keras).
+        bias_correction: divide the EMAs by ``1 - beta**n`` (rmsprop, adam). Default False.
+        keras_decay: also divide the learning rate every optimizer step by ``1 + lambda * t``,
+            ``t`` the global iteration count, as the authors' Keras code did through the
+            optimizer's ``decay`` argument. Default False (clean); True for faithful reproduction.
+        min_lr, max_lr: clamps, one value or one per group. Default none.
+        tau: quantile level, required for ``loss="quantile"``.
+        num_outputs, average_outputs: for ``loss="mae"``.
+        mse_sign: ``"plus"`` (valid bound, default) or ``"minus"`` (authors' code).
+        target_norm: ``||y||`` for ``loss="mse"``; default the largest batch target norm seen by
+            the reference pass. Required for MSE with ``statistics="hook"``.
+        distributed: all-reduce (MAX) the statistics over the default process group; default when
+            one is initialised with more than one rank. Every rank must call :meth:`step`.
+        device: where to run the reference pass; default the model's device.
+        unpack_batch: splits a batch into ``(inputs, targets)``; default handles tensors, tuples
+            and dicts with ``"input"``.
+        last_epoch: as in every torch scheduler.
+
+    Attributes:
+        history: list of :class:`EpochRecord`, one per epoch.
+
+    Example:
+        >>> model = nn.Sequential(nn.Flatten(), nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+        >>> data = [(torch.randn(16, 4), torch.randint(0, 3, (16,))) for _ in range(4)]
+        >>> opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        >>> sched = AdaptiveLR(opt, model, data, loss="cross_entropy", num_classes=3, batch_size=16)
+        >>> for epoch in range(2):
+        ...     for x, y in data:
+        ...         opt.zero_grad()
+        ...         nn.functional.cross_entropy(model(x), y).backward()
+        ...         opt.step()
+        ...     sched.step()
+        >>> len(sched.history)
+        3
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        model: nn.Module,
+        loader: Iterable[Any] | None = None,
+        *,
+        loss: str = "cross_entropy",
+        num_classes: int | None = None,
+        variant: str = "sgd",
+        weight_decay: float = 0.0,
+        statistics: str = "reference",
+        head: nn.Module | str | None = None,
+        batch_size: int | None = None,
+        initial_lr: float | None = None,
+        beta1: float = 0.9,
+        beta2: float | None = None,
+        eps: float = 1e-7,
+        bias_correction: bool = False,
+        keras_decay: bool = False,
+        min_lr: float | Sequence[float] | None = None,
+        max_lr: float | Sequence[float] | None = None,
+        tau: float | None = None,
+        num_outputs: int = 1,
+        average_outputs: bool = False,
+        mse_sign: MSESign = "plus",
+        target_norm: float | None = None,
+        distributed: bool | None = None,
+        device: torch.device | str | None = None,
+        unpack_batch: BatchUnpacker | None = None,
+        last_epoch: int = -1,
+    ) -> None:
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown variant {variant!r}; expected one of {', '.join(VARIANTS)}")
+        if loss not in LOSSES:
+            raise ValueError(f"unknown loss {loss!r}; expected one of {', '.join(LOSSES)}")
+        if statistics not in STATISTICS_SOURCES:
+            raise ValueError(f"unknown statistics {statistics!r}; expected one of {', '.join(STATISTICS_SOURCES)}")
+        if loss == "cross_entropy" and num_classes is None:
+            raise ValueError("loss='cross_entropy' requires num_classes, got num_classes=None")
+        if statistics == "reference" and loader is None:
+            raise ValueError("statistics='reference' requires a loader of the training set, got loader=None")
+        if statistics == "hook" and loader is None and initial_lr is None:
+            raise ValueError(
+                "statistics='hook' without a loader has no statistics before training: give a "
+                "loader for epoch 0 or an initial_lr"
+            )
+        if loss == "mse" and statistics == "hook" and target_norm is None:
+            raise ValueError("loss='mse' with statistics='hook' requires target_norm (forward hooks see no targets)")
+        if bias_correction and variant not in ("rmsprop", "adam"):
+            raise ValueError(f"bias_correction applies to variant 'rmsprop' or 'adam', got variant={variant!r}")
+        if initial_lr is not None:
+            initial_lr = float(initial_lr)
+            if not math.isfinite(initial_lr) or initial_lr <= 0:
+                raise ValueError(f"requires a finite, positive initial_lr, got initial_lr={initial_lr!r}")
+        if batch_size is not None and (isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1):
+            raise ValueError(f"requires a positive integer batch_size, got batch_size={batch_size!r}")
+        if target_norm is not None:
+            target_norm = _finite_nonnegative("target_norm", target_norm)
+
+        n_groups = len(optimizer.param_groups)
+        self.min_lrs = _per_group("min_lr", min_lr, 0.0, n_groups)
+        self.max_lrs = _per_group("max_lr", max_lr, math.inf, n_groups)
+        for i, (low, high) in enumerate(zip(self.min_lrs, self.max_lrs, strict=True)):
+            if low > high:
+                raise ValueError(f"min_lr must not exceed max_lr, got min_lr={low!r} > max_lr={high!r} for group {i}")
+
+        # Configuration (plain values: saved in state_dict, like torch schedulers do).
+        self.variant = variant
+        self.loss = loss
+        self.num_classes = num_classes
+        self.weight_decay = _finite_nonnegative("weight_decay", weight_decay)
+        self.initial_lr = initial_lr
+        self.beta1 = _beta("beta1", beta1)
+        self.beta2 = _beta("beta2", beta2 if beta2 is not None else (0.9 if variant == "rmsprop" else 0.999))
+        self.eps = _finite_nonnegative("eps", eps)
+        self.bias_correction = bool(bias_correction)
+        self.keras_decay = bool(keras_decay)
+        self.batch_size = int(batch_size) if batch_size is not None else _infer_batch_size(loader)
+        self.tau = tau
+        self.num_outputs = num_outputs
+        self.average_outputs = average_outputs
+        self.mse_sign = mse_sign
+        self.target_norm = target_norm
+        # Check the loss arguments now rather than at the first step.
+        loss_coefficient(
+            loss,
+            self.batch_size or 1,
+            num_classes=num_classes,
+            tau=tau,
+            num_outputs=num_outputs,
+            average_outputs=average_outputs,
+            mse_sign=mse_sign,
+        )
+
+        # State.
+        self.history: list[EpochRecord] = []
+        self._k1 = 0.0
+        self._k2 = 0.0
+        self._num_updates = 0
+        self._iteration = 0
+        self._epoch_lrs: list[float] = []
+
+        # Runtime objects: never in state_dict.
+        self._model = model
+        self._loader = loader
+        self._statistics_source = statistics
+        self._head = find_head(
+            getattr(model, "module", model) if isinstance(model, nn.parallel.DistributedDataParallel) else model, head
+        )
+        self._device = device
+        self._unpack_batch = unpack_batch or default_unpack_batch
+        self._distributed = distributed
+        self._momentum_factors = self._momentum_mapping(optimizer) if variant == "momentum" else [1.0] * n_groups
+        if variant == "sgd" and any(float(g.get("momentum", 0.0) or 0.0) > 0 for g in optimizer.param_groups):
+            warnings.warn(
+                "variant='sgd' with an optimizer that uses momentum: the paper's SGD bound assumes "
+                "no momentum; use variant='momentum'",
+                stacklevel=2,
+            )
+        self._hook: HeadHook | None = HeadHook(self._head) if statistics == "hook" else None
+        self._step_hook_handle = optimizer.register_step_pre_hook(self._before_optimizer_step)
+        super().__init__(optimizer, last_epoch)
+
+    # ------------------------------------------------------------------ helpers
+
+    @staticmethod
+    def _momentum_mapping(optimizer: Optimizer) -> list[float]:
+        factors = []
+        for i, group in enumerate(optimizer.param_groups):
+            if isinstance(optimizer, torch.optim.SGD):
+                momentum = float(group.get("momentum", 0.0))
+                dampening = float(group.get("dampening", 0.0))
+                if momentum <= 0:
+                    raise ValueError(
+                        "variant='momentum' needs an SGD optimizer with momentum > 0, "
+                        f"got momentum={momentum!r} in group {i}"
+                    )
+                if dampening >= 1:
+                    raise ValueError(f"requires dampening < 1 for variant='momentum', got dampening={dampening!r}")
+                factors.append((1.0 - momentum) / (1.0 - dampening))
+            else:
+                factors.append(1.0)
+        return factors
+
+    def _group_ratios(self) -> list[float]:
+        base = [float(lr) for lr in self.base_lrs]
+        largest = max(base)
+        if not largest > 0:
+            raise ValueError(f"requires a positive initial learning rate in some param group, got {base}")
+        return [lr / largest for lr in base]
+
+    def _is_distributed(self) -> bool:
+        if self._distributed is not None:
+            return self._distributed
+        import torch.distributed as dist
+
+        return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+    def _collect(self, epoch: int) -> LipschitzStatistics | None:
+        distributed = self._is_distributed()
+        if self._hook is not None and epoch > 0:
+            stats = self._hook.accumulator.result(max_weight_norm(self._model))
+            self._hook.accumulator.reset()
+        elif self._loader is not None:
+            with _hook_paused(self._hook):
+                stats = collect_statistics(
+                    self._model,
+                    self._loader,
+                    head=self._head,
+                    device=self._device,
+                    unpack_batch=self._unpack_batch,
+                    allow_empty=distributed,
+                )
+        else:
+            return None
+        if distributed:
+            stats = all_reduce_max(stats)
+        if stats.batch_rows == 0:
+            raise ValueError(
+                f"no batch reached the head ({type(self._head).__name__}) during epoch {epoch}: "
+                "with statistics='hook', step() must follow an epoch of training forward passes; "
+                "otherwise the loader is empty"
+            )
+        return stats
+
+    def _bounds(self, stats: LipschitzStatistics) -> tuple[float, float]:
+        """(K_*, S_*) of one epoch; NaN when a statistic is not finite (guarded by the caller)."""
+        if not all(math.isfinite(v) for v in (stats.k_z, stats.s, stats.output_norm, stats.max_weight_norm)):
+            return math.nan, math.nan
+        target_norm = self.target_norm if self.target_norm is not None else stats.target_norm
+        c = loss_coefficient(
+            self.loss,
+            self.batch_size or stats.batch_rows,
+            num_classes=self.num_classes,
+            tau=self.tau,
+            num_outputs=self.num_outputs,
+            average_outputs=self.average_outputs,
+            output_bound=stats.output_norm,
+            target_norm=target_norm,
+            mse_sign=self.mse_sign,
+        )
+        k = c * stats.k_z + weight_decay_bound(self.weight_decay, stats.max_weight_norm)
+        s = second_moment_bound(c, stats.k_z, stats.s, self.weight_decay, stats.max_weight_norm)
+        return k, s
+
+    def _method_lr(self, epoch: int, k: float, s: float, k_z: float) -> tuple[float, str]:
+        """Advance the EMAs with this epoch's bounds and return the method's learning rate."""
+        if epoch == 0 and self.initial_lr is not None:
+            if self.variant == "momentum":
+                self._k1 = 1.0 / self.initial_lr
+            return self.initial_lr, "initial_lr"
+        if not (math.isfinite(k) and math.isfinite(s) and math.isfinite(k_z)):
+            return math.nan, ""
+        if self.variant == "sgd":
+            return (1.0 / k if k > 0 else math.inf), ""
+        self._num_updates += 1
+        self._k1 = self.beta1 * self._k1 + (1.0 - self.beta1) * k
+        self._k2 = self.beta2 * self._k2 + (1.0 - self.beta2) * s
+        if self.variant == "momentum":
+            return (1.0 / self._k1 if self._k1 > 0 else math.inf), ""
+        k1, k2 = self._k1, self._k2
+        if self.bias_correction:
+            k1 /= 1.0 - self.beta1**self._num_updates
+            k2 /= 1.0 - self.beta2**self._num_updates
+        denominator = k_z if self.variant == "rmsprop" else k1
+        return ((math.sqrt(k2) + self.eps) / denominator if denominator > 0 else math.inf), ""
+
+    def _keras_factor(self) -> float:
+        return 1.0 / (1.0 + self.weight_decay * self._iteration) if self.keras_decay else 1.0
+
+    def _before_optimizer_step(self, optimizer: Optimizer, args: Any, kwargs: Any) -> None:
+        if not self.keras_decay or not self._epoch_lrs:
+            return
+        factor = self._keras_factor()
+        for group, lr in zip(optimizer.param_groups, self._epoch_lrs, strict=True):
+            _set_lr(group, lr * factor)
+        self._iteration += 1
+        self._last_lr = [float(lr * factor) for lr in self._epoch_lrs]
+
+    # ------------------------------------------------------------------ scheduler API
+
+    def step(self, epoch: int | None = None) -> None:  # type: ignore[override]
+        """Compute this epoch's learning rate from the current model and write it.
+
+        Call once per epoch, after the epoch's ``optimizer.step()`` calls. Passing ``epoch`` is
+        not supported (the learning rate depends on the weights, not on the epoch number).
+        """
+        if epoch is not None:
+            raise ValueError(f"AdaptiveLR.step() takes no epoch (the LR depends on the model), got epoch={epoch!r}")
+        super().step()
+
+    def get_lr(self) -> list[float]:  # type: ignore[override]
+        """Compute the learning rates of this epoch (called by :meth:`step`)."""
+        epoch = self.last_epoch
+        if not hasattr(self, "_ratios"):  # during LRScheduler.__init__
+            self._ratios = self._group_ratios()
+        stats = self._collect(epoch)
+        if stats is None:
+            k_z = s_max = weight = k = s = math.nan
+        else:
+            k_z, s_max, weight = stats.k_z, stats.s, stats.max_weight_norm
+            k, s = self._bounds(stats)
+        method_lr, note = self._method_lr(epoch, k, s, k_z)
+
+        previous = self._epoch_lrs or [float(lr) for lr in self.base_lrs]
+        if not (math.isfinite(method_lr) and method_lr > 0):
+            message = (
+                f"AdaptiveLR epoch {epoch}: computed learning rate {method_lr!r} (K_z={k_z!r}, "
+                f"K={k!r}) is not finite and positive; keeping the previous learning rates {previous}"
+            )
+            warnings.warn(message, RuntimeWarning, stacklevel=3)
+            logger.warning(message)
+            lrs, note = list(previous), "guarded"
+        else:
+            lrs = []
+            for ratio, factor, low, high in zip(
+                self._ratios, self._momentum_factors, self.min_lrs, self.max_lrs, strict=True
+            ):
+                raw = method_lr * factor * ratio
+                clamped = min(max(raw, low), high) if ratio > 0 else 0.0
+                if clamped != raw and note == "":
+                    note = "clamped"
+                lrs.append(clamped)
+        self._epoch_lrs = lrs
+        reference_group = self._ratios.index(1.0)
+        record = EpochRecord(
+            epoch=epoch,
+            k_z=k_z,
+            s=s_max,
+            max_weight_norm=weight,
+            k=k,
+            method_lr=method_lr,
+            lr=lrs[reference_group],
+            note=note,
+        )
+        self.history.append(record)
+        logger.info(
+            "AdaptiveLR epoch %d: K_z=%.6g max_weight_norm=%.6g K=%.6g lr=%.6g %s",
+            epoch,
+            k_z,
+            weight,
+            k,
+            record.lr,
+            note,
+        )
+        factor = self._keras_factor()
+        return [lr * factor for lr in lrs]
+
+    _STATE_KEYS = (
+        "variant",
+        "loss",
+        "num_classes",
+        "weight_decay",
+        "initial_lr",
+        "beta1",
+        "beta2",
+        "eps",
+        "bias_correction",
+        "keras_decay",
+        "batch_size",
+        "tau",
+        "num_outputs",
+        "average_outputs",
+        "mse_sign",
+        "target_norm",
+        "min_lrs",
+        "max_lrs",
+        "last_epoch",
+        "_step_count",
+        "base_lrs",
+        "_last_lr",
+        "_epoch_lrs",
+        "_k1",
+        "_k2",
+        "_num_updates",
+        "_iteration",
+    )
+
+    def state_dict(self) -> dict[str, Any]:
+        """Configuration and state as plain values: no model, loader, hooks or optimizer."""
+        state = {key: getattr(self, key) for key in self._STATE_KEYS}
+        state["base_lrs"] = [float(lr) for lr in self.base_lrs]
+        state["_last_lr"] = [float(lr) for lr in self._last_lr]
+        state["history"] = [asdict(record) for record in self.history]
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict`. The variant must match this instance's."""
+        missing = [key for key in (*self._STATE_KEYS, "history") if key not in state_dict]
+        if missing:
+            raise ValueError(f"not an AdaptiveLR state_dict: missing keys {missing}")
+        if state_dict["variant"] != self.variant:
+            raise ValueError(
+                f"cannot load a state_dict of variant {state_dict['variant']!r} into an AdaptiveLR "
+                f"of variant {self.variant!r}"
+            )
+        n_groups = len(self.optimizer.param_groups)
+        if len(state_dict["base_lrs"]) != n_groups:
+            raise ValueError(f"state_dict has {len(state_dict['base_lrs'])} param groups, the optimizer has {n_groups}")
+        for key in self._STATE_KEYS:
+            setattr(self, key, state_dict[key])
+        self.history = [EpochRecord(**record) for record in state_dict["history"]]
+        self._ratios = self._group_ratios()
+
+    # ------------------------------------------------------------------ extras
+
+    def remove_hooks(self) -> None:
+        """Detach the forward hook (hook mode) and the optimizer step hook."""
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+        self._step_hook_handle.remove()
+
+    @property
+    def statistics_source(self) -> str:
+        return self._statistics_source
+
+
+class _hook_paused:
+    """Pause a HeadHook (if any) while the reference pass runs."""
+
+    def __init__(self, hook: HeadHook | None) -> None:
+        self.hook = hook
+
+    def __enter__(self) -> None:
+        if self.hook is not None:
+            self.hook.enabled = False
+
+    def __exit__(self, *exc: object) -> None:
+        if self.hook is not None:
+            self.hook.enabled = True

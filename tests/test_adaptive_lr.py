@@ -1,0 +1,414 @@
+import copy
+import io
+import json
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from lipschitz_lr import AdaptiveLR, EpochRecord
+
+K_CLASSES = 4
+
+
+def make_model(seed=0, d_in=6, hidden=16):
+    torch.manual_seed(seed)
+    model = nn.Sequential(
+        nn.Linear(d_in, hidden), nn.ReLU(), nn.BatchNorm1d(hidden), nn.Dropout(0.3), nn.Linear(hidden, K_CLASSES)
+    )
+    with torch.no_grad():
+        model[2].running_mean.uniform_(-0.5, 0.5)
+        model[2].running_var.uniform_(0.5, 2.0)
+        model[2].weight.uniform_(0.5, 1.5)
+        model[2].bias.uniform_(-0.5, 0.5)
+    return model
+
+
+def make_data(n_batches=4, m=8, last=5, d_in=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    sizes = [m] * (n_batches - 1) + [last]
+    return [(torch.randn(s, d_in, generator=g) * 2, torch.randint(0, K_CLASSES, (s,), generator=g)) for s in sizes]
+
+
+def train_epoch(model, optimizer, data):
+    model.train()
+    for x, y in data:
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+
+
+def perturb(model, seed):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.3)
+
+
+# --------------------------------------------------------------------------- numpy reference
+def numpy_statistics(model, data):
+    """Loop over batches in numpy: eval-mode forward of Linear-ReLU-BN-(Dropout off)-[head]."""
+    sd = {k: v.detach().double().numpy() for k, v in model.state_dict().items()}
+    k_z = s = 0.0
+    for x, _ in data:
+        h = np.maximum(x.double().numpy() @ sd["0.weight"].T + sd["0.bias"], 0.0)
+        a = (h - sd["2.running_mean"]) / np.sqrt(sd["2.running_var"] + 1e-5) * sd["2.weight"] + sd["2.bias"]
+        k_z = max(k_z, math.sqrt(float((a**2).sum())))
+        s = max(s, math.sqrt(float((a**4).sum())))
+    max_wt = max(math.sqrt(float((v**2).sum())) for k, v in sd.items() if "num_batches" not in k)
+    return k_z, s, max_wt
+
+
+def numpy_lrs(stats, variant, m, lam, x=None, beta1=0.9, beta2=None, eps=1e-7, bias_correction=False):
+    beta2 = beta2 if beta2 is not None else (0.9 if variant == "rmsprop" else 0.999)
+    c = (K_CLASSES - 1) / (K_CLASSES * m)
+    k1 = k2 = 0.0
+    n = 0
+    lrs = []
+    for epoch, (k_z, s, wt) in enumerate(stats):
+        big_k = c * k_z + lam * wt
+        big_s = c * c * s + 2 * lam * wt * c * k_z
+        if epoch == 0 and x is not None:
+            if variant == "momentum":
+                k1 = 1 / x
+            lrs.append(x)
+            continue
+        n += 1
+        k1 = beta1 * k1 + (1 - beta1) * big_k
+        k2 = beta2 * k2 + (1 - beta2) * big_s
+        if variant == "sgd":
+            lrs.append(1 / big_k)
+        elif variant == "momentum":
+            lrs.append(1 / k1)
+        else:
+            hat1, hat2 = k1, k2
+            if bias_correction:
+                hat1, hat2 = k1 / (1 - beta1**n), k2 / (1 - beta2**n)
+            lrs.append((math.sqrt(hat2) + eps) / (k_z if variant == "rmsprop" else hat1))
+    return lrs
+
+
+@pytest.mark.parametrize(
+    ("variant", "options"),
+    [
+        ("sgd", {}),
+        ("sgd", {"weight_decay": 1e-2}),
+        ("momentum", {"weight_decay": 1e-3}),
+        ("momentum", {"initial_lr": 0.5}),
+        ("rmsprop", {"weight_decay": 1e-3}),
+        ("adam", {"weight_decay": 1e-4}),
+        ("adam", {"bias_correction": True, "weight_decay": 1e-3}),
+        ("adam", {"initial_lr": 0.01}),
+    ],
+)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_library_matches_numpy_reference(variant, options, seed):
+    model = make_model(seed)
+    model.train()
+    data = make_data(seed=seed)
+    if variant == "momentum":
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, dampening=0.9)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    stats = [numpy_statistics(model, data)]
+    sched = AdaptiveLR(opt, model, data, num_classes=K_CLASSES, variant=variant, **options)
+    for epoch in range(1, 5):
+        perturb(model, seed=100 * seed + epoch)
+        stats.append(numpy_statistics(model, data))
+        opt.step()
+        sched.step()
+    expected = numpy_lrs(
+        stats,
+        variant,
+        m=8,
+        lam=options.get("weight_decay", 0.0),
+        x=options.get("initial_lr"),
+        bias_correction=options.get("bias_correction", False),
+    )
+    got = [record.method_lr for record in sched.history]
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    np.testing.assert_allclose([r.k_z for r in sched.history], [s[0] for s in stats], rtol=1e-6)
+    np.testing.assert_allclose([r.max_weight_norm for r in sched.history], [s[2] for s in stats], rtol=1e-6)
+    # The real value sits in the optimizer and in get_last_lr().
+    assert opt.param_groups[0]["lr"] == pytest.approx(expected[-1], rel=1e-6)
+    assert sched.get_last_lr() == [opt.param_groups[0]["lr"]]
+    assert model.training
+
+
+def test_epoch_zero_uses_initial_weights_and_history_fields():
+    model = make_model()
+    data = make_data()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    k_z, _, wt = numpy_statistics(model, data)
+    sched = AdaptiveLR(opt, model, data, num_classes=K_CLASSES, weight_decay=1e-3)
+    record = sched.history[0]
+    assert isinstance(record, EpochRecord) and record.epoch == 0 and record.note == ""
+    expected_k = 3 / 32 * k_z + 1e-3 * wt
+    assert record.k == pytest.approx(expected_k, rel=1e-6)  # fp32 model vs fp64 numpy
+    assert record.lr == opt.param_groups[0]["lr"] == pytest.approx(1 / expected_k, rel=1e-6)  # fp32 model vs fp64 numpy
+
+
+def test_momentum_mapping_to_torch_heavy_ball_and_unseeded_start():
+    model = make_model()
+    data = make_data()
+    k_z, _, _ = numpy_statistics(model, data)
+    big_k = 3 / 32 * k_z
+    heavy = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    sched = AdaptiveLR(heavy, model, data, num_classes=K_CLASSES, variant="momentum")
+    # Unseeded: K1 = 0.1 K, so the method's LR is 10/K; heavy-ball needs (1 - 0.9) of it.
+    assert sched.history[0].method_lr == pytest.approx(10 / big_k, rel=1e-6)  # fp32 model vs fp64 numpy
+    assert heavy.param_groups[0]["lr"] == pytest.approx(1 / big_k, rel=1e-6)  # fp32 model vs fp64 numpy
+    ema = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, dampening=0.9)
+    sched = AdaptiveLR(ema, model, data, num_classes=K_CLASSES, variant="momentum", initial_lr=0.5)
+    assert ema.param_groups[0]["lr"] == 0.5 and sched.history[0].note == "initial_lr"
+    adam = torch.optim.Adam(model.parameters(), lr=0.1)
+    AdaptiveLR(adam, model, data, num_classes=K_CLASSES, variant="momentum", initial_lr=0.5)
+    assert adam.param_groups[0]["lr"] == 0.5
+    with pytest.raises(ValueError, match="momentum > 0, got momentum=0.0"):
+        AdaptiveLR(torch.optim.SGD(model.parameters(), lr=0.1), model, data, num_classes=K_CLASSES, variant="momentum")
+
+
+def test_sgd_variant_with_momentum_optimizer_warns():
+    model = make_model()
+    with pytest.warns(UserWarning, match="use variant='momentum'"):
+        AdaptiveLR(torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9), model, make_data(), num_classes=4)
+
+
+def test_keras_decay_divides_every_iteration_by_one_plus_lambda_t():
+    model = make_model()
+    data = make_data()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    lam = 0.05
+    sched = AdaptiveLR(opt, model, data, num_classes=K_CLASSES, weight_decay=lam, keras_decay=True)
+    used = []
+    opt.register_step_post_hook(lambda o, a, k: used.append(o.param_groups[0]["lr"]))
+    for _ in range(3):
+        train_epoch(model, opt, data)
+        sched.step()
+    epoch_lrs = [r.lr for r in sched.history]
+    expected = [epoch_lrs[t // len(data)] / (1 + lam * t) for t in range(3 * len(data))]
+    np.testing.assert_allclose(used, expected, rtol=1e-12)
+    # After step(), the group holds the next iteration's value: epoch LR / (1 + lam * t).
+    assert opt.param_groups[0]["lr"] == pytest.approx(epoch_lrs[3] / (1 + lam * 12))
+    assert sched.get_last_lr() == [opt.param_groups[0]["lr"]]
+
+
+def test_param_groups_keep_their_ratio_and_clamps_apply_per_group():
+    model = make_model()
+    data = make_data()
+    opt = torch.optim.SGD(
+        [
+            {"params": model[0].parameters(), "lr": 0.2},
+            {"params": model[2].parameters(), "lr": 0.05},
+            {"params": model[4].parameters(), "lr": 0.0},
+        ],
+        lr=0.1,
+    )
+    sched = AdaptiveLR(opt, model, data, num_classes=K_CLASSES, max_lr=[10.0, 0.01, 1.0])
+    lr = sched.history[0].method_lr
+    assert lr / 4 > 0.01  # so the clamp on group 1 bites
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([lr, 0.01, 0.0])
+    assert sched.history[0].note == "clamped"
+    sched2 = AdaptiveLR(torch.optim.SGD(model.parameters(), lr=0.1), model, data, num_classes=4, min_lr=100.0)
+    assert sched2.get_last_lr() == [100.0]
+
+
+@pytest.mark.parametrize("poison", ["zero", "nan", "inf"])
+def test_guard_keeps_previous_lr_on_zero_nan_inf(poison):
+    model = make_model()
+    data = make_data()
+    if poison == "zero":
+        with torch.no_grad():  # every head input is 0: K_z = 0, K = 0, 1/K = inf
+            model[2].weight.zero_()
+            model[2].bias.zero_()
+    else:
+        value = math.nan if poison == "nan" else math.inf
+        data[1][0][0, 0] = value
+    variant = "momentum" if poison == "nan" else "sgd"
+    momentum = 0.9 if variant == "momentum" else 0.0
+    opt = torch.optim.SGD(model.parameters(), lr=0.123, momentum=momentum, dampening=momentum)
+    with pytest.warns(RuntimeWarning, match="not finite and positive; keeping the previous"):
+        sched = AdaptiveLR(opt, model, data, num_classes=K_CLASSES, variant=variant)
+    assert sched.history[0].note == "guarded"
+    assert sched.optimizer.param_groups[0]["lr"] == 0.123
+    if poison == "nan":
+        # NaN did not enter the EMA: a clean epoch gives a finite LR.
+        data[1][0][0, 0] = 0.0
+        sched.optimizer.step()
+        sched.step()
+        assert math.isfinite(sched.history[1].lr) and sched.history[1].note == ""
+
+
+def test_state_dict_round_trip_into_differently_configured_instance():
+    data = make_data()
+    model_a = make_model(seed=3)
+    opt_a = torch.optim.SGD(model_a.parameters(), lr=0.1, momentum=0.9)
+    kwargs = {"num_classes": K_CLASSES, "variant": "momentum", "weight_decay": 1e-3, "keras_decay": True}
+    sched_a = AdaptiveLR(opt_a, model_a, data, **kwargs)
+    for _ in range(2):
+        train_epoch(model_a, opt_a, data)
+        sched_a.step()
+    state = sched_a.state_dict()
+
+    # Plain values only: no model, loader, hook handle or tensor; loadable with weights_only.
+    json.dumps(state)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    state = torch.load(buffer, weights_only=True)
+
+    model_b = make_model(seed=99)
+    model_b.load_state_dict(model_a.state_dict())
+    opt_b = torch.optim.SGD(model_b.parameters(), lr=0.7, momentum=0.9)
+    sched_b = AdaptiveLR(
+        opt_b, model_b, data[:2], num_classes=K_CLASSES, variant="momentum", weight_decay=0.5, beta1=0.5, min_lr=1e-9
+    )
+    opt_b.load_state_dict(copy.deepcopy(opt_a.state_dict()))  # else momentum buffers alias
+    sched_b.load_state_dict(state)
+    sched_b._loader = data  # same data source (the loader is not part of the state)
+    assert sched_b.history == sched_a.history
+    for epoch in range(2):
+        torch.manual_seed(epoch)  # same dropout masks for both
+        train_epoch(model_a, opt_a, data)
+        sched_a.step()
+        torch.manual_seed(epoch)
+        train_epoch(model_b, opt_b, data)
+        sched_b.step()
+    assert [r.lr for r in sched_b.history] == pytest.approx([r.lr for r in sched_a.history], rel=1e-12)
+    assert opt_b.param_groups[0]["lr"] == pytest.approx(opt_a.param_groups[0]["lr"], rel=1e-12)
+
+
+def test_hook_mode_uses_training_forward_passes():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 12), nn.ReLU(), nn.Linear(12, K_CLASSES))
+    data = make_data()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = AdaptiveLR(opt, model, data, num_classes=K_CLASSES, statistics="hook")
+    reference = AdaptiveLR(torch.optim.SGD(model.parameters(), lr=0.1), model, data, num_classes=K_CLASSES)
+    assert sched.history[0].k_z == pytest.approx(reference.history[0].k_z)  # epoch 0 from the loader
+    model.train()
+    with torch.no_grad():  # weights fixed and no BN/Dropout: hook and reference agree
+        for x, _ in data:
+            model(x)
+    model.eval()
+    with torch.no_grad():
+        model(data[0][0] * 100)  # an evaluation pass is not counted
+    opt.step()
+    sched.step()
+    assert sched.history[1].k_z == pytest.approx(reference.history[0].k_z, rel=1e-12)
+    assert sched.history[1].lr == pytest.approx(reference.history[0].lr, rel=1e-12)
+    opt.step()
+    with pytest.raises(ValueError, match="no batch reached the head"):
+        sched.step()  # no training forward pass since the last step
+    sched.remove_hooks()
+
+
+def test_hook_mode_without_loader_needs_initial_lr():
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = AdaptiveLR(opt, model, None, num_classes=K_CLASSES, statistics="hook", initial_lr=0.3, batch_size=8)
+    assert opt.param_groups[0]["lr"] == 0.3 and math.isnan(sched.history[0].k_z)
+    train_epoch(model, opt, make_data())
+    sched.step()
+    assert sched.history[1].k_z > 0 and sched.history[1].note == ""
+
+
+# --------------------------------------------------------------------------- bad input, one test each
+def _build(**overrides):
+    model = overrides.pop("model", None) or make_model()
+    opt = overrides.pop("optimizer", None) or torch.optim.SGD(model.parameters(), lr=0.1)
+    loader = overrides.pop("loader", make_data())
+    kwargs = {"num_classes": K_CLASSES, **overrides}
+    return AdaptiveLR(opt, model, loader, **kwargs)
+
+
+def test_error_unknown_loss():
+    with pytest.raises(ValueError, match="unknown loss 'hinge'"):
+        _build(loss="hinge")
+
+
+def test_error_unknown_variant():
+    with pytest.raises(ValueError, match="unknown variant 'nesterov'"):
+        _build(variant="nesterov")
+
+
+def test_error_missing_num_classes_for_cross_entropy():
+    with pytest.raises(ValueError, match="requires num_classes, got num_classes=None"):
+        _build(num_classes=None)
+
+
+def test_error_empty_loader():
+    with pytest.raises(ValueError, match="loader yielded no batches"):
+        _build(loader=[])
+
+
+def test_error_model_without_linear():
+    model = nn.Sequential(nn.Conv1d(1, 2, 3), nn.ReLU())
+    with pytest.raises(ValueError, match="has no nn.Linear"):
+        _build(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+
+
+def test_error_head_never_reached():
+    class WithUnusedLayer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = make_model()
+            self.unused = nn.Linear(4, 4)  # the last nn.Linear, but never called
+
+        def forward(self, x):
+            return self.body(x)
+
+    model = WithUnusedLayer()
+    with pytest.raises(ValueError, match="never called during the forward pass"):
+        _build(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+
+
+def test_error_negative_lambda():
+    with pytest.raises(ValueError, match="weight_decay=-0.001"):
+        _build(weight_decay=-1e-3)
+
+
+def test_error_nan_lambda():
+    with pytest.raises(ValueError, match="weight_decay=nan"):
+        _build(weight_decay=math.nan)
+
+
+@pytest.mark.parametrize("seed", [0.0, -0.5])
+def test_error_non_positive_epoch0_seed(seed):
+    with pytest.raises(ValueError, match=f"initial_lr={seed}"):
+        _build(initial_lr=seed)
+
+
+def test_error_min_lr_above_max_lr():
+    with pytest.raises(ValueError, match="min_lr=0.5 > max_lr=0.1"):
+        _build(min_lr=0.5, max_lr=0.1)
+
+
+def test_error_per_group_list_of_wrong_length():
+    with pytest.raises(ValueError, match="max_lr has 2 values but the optimizer has 1 param groups"):
+        _build(max_lr=[1.0, 2.0])
+
+
+def test_error_loading_state_of_another_variant():
+    adam = _build(variant="adam")
+    with pytest.raises(ValueError, match="variant 'adam' into an AdaptiveLR of variant 'sgd'"):
+        _build().load_state_dict(adam.state_dict())
+
+
+def test_error_step_with_epoch_argument():
+    with pytest.raises(ValueError, match="takes no epoch"):
+        _build().step(3)
+
+
+def test_no_warnings_in_normal_use():
+    model = make_model()
+    data = make_data()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sched = AdaptiveLR(opt, model, data, num_classes=K_CLASSES)
+        train_epoch(model, opt, data)
+        sched.step()

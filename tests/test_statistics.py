@@ -1,0 +1,175 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from lipschitz_lr.statistics import (
+    HeadHook,
+    StatisticsAccumulator,
+    collect_statistics,
+    find_head,
+    max_weight_norm,
+)
+
+
+def mlp_with_bn_dropout(d_in=6, hidden=16, k=4):
+    return nn.Sequential(
+        nn.Linear(d_in, hidden), nn.ReLU(), nn.BatchNorm1d(hidden), nn.Dropout(0.5), nn.Linear(hidden, k)
+    )
+
+
+def batches(n_batches=3, m=8, d_in=6, last=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    sizes = [m] * (n_batches - 1) + [last]
+    return [(torch.randn(size, d_in, generator=g) * 3, torch.randint(0, 4, (size,), generator=g)) for size in sizes]
+
+
+def head_inputs(model, data):
+    """Penultimate activations computed by slicing the Sequential (an independent path)."""
+    with torch.no_grad():
+        return [model[:-1](x) for x, _ in data]
+
+
+def test_find_head_default_name_and_errors():
+    model = mlp_with_bn_dropout()
+    assert find_head(model) is model[4]
+    assert find_head(model, "2") is model[2]
+    assert find_head(model, model[0]) is model[0]
+    with pytest.raises(ValueError, match="has no nn.Linear"):
+        find_head(nn.Sequential(nn.Conv2d(1, 1, 3), nn.ReLU()))
+    with pytest.raises(ValueError, match="head='classifier' is not a submodule"):
+        find_head(model, "classifier")
+    with pytest.raises(ValueError, match="is not a module of"):
+        find_head(model, nn.Linear(2, 2))
+
+
+def test_max_weight_norm_is_largest_single_tensor_including_bn_buffers():
+    model = mlp_with_bn_dropout()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(0.01)
+        model[2].running_var.fill_(100.0)  # norm 100 * sqrt(16) = 400
+    model[2].num_batches_tracked.fill_(10**6)  # integer: skipped
+    assert max_weight_norm(model) == pytest.approx(400.0)
+    global_norm = math.sqrt(
+        sum(float(t.double().square().sum()) for t in model.state_dict().values() if t.is_floating_point())
+    )
+    assert max_weight_norm(model) < global_norm
+
+
+def test_reference_pass_matches_hand_computation_and_keeps_partial_batch():
+    torch.manual_seed(0)
+    model = mlp_with_bn_dropout()
+    model.train()
+    model[2].running_mean.uniform_(-1, 1)
+    model[2].running_var.uniform_(0.5, 2)
+    data = batches(n_batches=3, m=8, last=5)
+    # Make the partial last batch the largest, so dropping it would change K_z.
+    data[-1] = (data[-1][0] * 50, data[-1][1])
+    running_mean = model[2].running_mean.clone()
+    model.eval()
+    activations = head_inputs(model, data)
+    model.train()
+    stats = collect_statistics(model, data)
+    expected_k_z = max(float(a.double().norm()) for a in activations)
+    expected_s = max(float(a.double().square().norm()) for a in activations)
+    assert stats.k_z == pytest.approx(expected_k_z, rel=1e-12)
+    assert stats.s == pytest.approx(expected_s, rel=1e-12)
+    assert stats.k_z == pytest.approx(float(activations[-1].double().norm()), rel=1e-12)
+    assert stats.num_batches == 3 and stats.batch_rows == 8
+    assert stats.max_weight_norm == pytest.approx(max_weight_norm(model))
+    # BN running statistics untouched, training mode restored.
+    assert torch.equal(model[2].running_mean, running_mean)
+    assert model.training and all(m.training for m in model.modules())
+
+
+def test_reference_pass_restores_mixed_module_modes_even_on_error():
+    model = mlp_with_bn_dropout()
+    model.train()
+    model[2].eval()  # a frozen BN inside a training model
+
+    def bad_loader():
+        yield batches(1)[0]
+        raise RuntimeError("loader broke")
+
+    with pytest.raises(RuntimeError, match="loader broke"):
+        collect_statistics(model, bad_loader())
+    assert model.training and model[0].training and not model[2].training and model[3].training
+
+
+def test_reference_pass_is_deterministic_dropout_off():
+    model = mlp_with_bn_dropout()
+    data = batches()
+    assert collect_statistics(model, data) == collect_statistics(model, data)
+
+
+def test_fp16_activations_that_overflow_are_accumulated_in_fp64():
+    acc = StatisticsAccumulator()
+    a = torch.full((64, 32), 3000.0, dtype=torch.float16)  # fp16 max is 65504
+    assert not torch.isfinite((a * a).sum())  # squares overflow in fp16
+    assert not torch.isfinite(a.norm())  # and so does the norm itself (135,765)
+    acc.update(a)
+    stats = acc.result(0.0)
+    assert stats.k_z == pytest.approx(3000.0 * math.sqrt(64 * 32))
+    assert stats.s == pytest.approx(3000.0**2 * math.sqrt(64 * 32))
+
+
+def test_nan_activations_propagate():
+    acc = StatisticsAccumulator()
+    acc.update(torch.ones(4, 3))
+    acc.update(torch.tensor([[math.nan, 1.0, 1.0]]))
+    acc.update(torch.ones(4, 3))
+    assert math.isnan(acc.result(0.0).k_z)
+
+
+def test_empty_loader_and_unreached_head_raise():
+    model = mlp_with_bn_dropout()
+    with pytest.raises(ValueError, match="yielded no batches"):
+        collect_statistics(model, [])
+    stats = collect_statistics(model, [], allow_empty=True)
+    assert stats.k_z == 0.0 and stats.num_batches == 0
+
+    class Skips(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Linear(6, 4)
+            self.unused = nn.Linear(4, 4)
+
+        def forward(self, x):
+            return self.body(x)
+
+    with pytest.raises(ValueError, match="never called during the forward pass"):
+        collect_statistics(Skips(), batches())
+
+
+def test_dict_batches_targets_and_custom_unpack():
+    model = nn.Sequential(nn.Linear(3, 5), nn.ReLU(), nn.Linear(5, 2))
+    x = torch.randn(4, 3)
+    y = torch.randn(4, 2) * 7
+    stats = collect_statistics(model, [{"input": x, "target": y}])
+    assert stats.target_norm == pytest.approx(float(y.double().norm()))
+    assert stats.output_norm == pytest.approx(float(model(x).detach().double().norm()), rel=1e-6)
+    stats2 = collect_statistics(model, [("ignored", x)], unpack_batch=lambda b: (b[1], None))
+    assert stats2.k_z == pytest.approx(stats.k_z)
+    with pytest.raises(ValueError, match="needs the key 'input'"):
+        collect_statistics(model, [{"x": x}])
+
+
+def test_hook_matches_reference_pass_without_bn_dropout_and_fixed_weights():
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 4))
+    data = batches(n_batches=4, m=8, last=3)
+    with HeadHook(model[-1]) as hook:
+        model.train()
+        with torch.no_grad():
+            for x, _ in data:
+                model(x)
+        model.eval()
+        for x, _ in data:  # evaluation passes are ignored
+            model(x * 1000)
+        hooked = hook.accumulator.result(max_weight_norm(model))
+    reference = collect_statistics(model, data)
+    assert hooked.k_z == pytest.approx(reference.k_z, rel=1e-12)
+    assert hooked.s == pytest.approx(reference.s, rel=1e-12)
+    assert hooked.num_batches == reference.num_batches == 4
