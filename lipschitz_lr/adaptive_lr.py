@@ -108,6 +108,18 @@ def _infer_batch_size(loader: Any) -> int | None:
     return int(batch_size) if batch_size is not None else None
 
 
+def _user_stacklevel() -> int:
+    """Stack level of the first frame outside this package and torch (for warnings)."""
+    import inspect
+    import os
+
+    skip = (os.path.dirname(__file__), os.path.dirname(torch.__file__))
+    frame, level = inspect.currentframe(), 0
+    while frame is not None and (level == 0 or frame.f_code.co_filename.startswith(skip)):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def _set_lr(group: dict[str, Any], lr: float) -> None:
     if isinstance(group["lr"], Tensor):
         group["lr"].fill_(lr)
@@ -317,7 +329,7 @@ class AdaptiveLR(LRScheduler):
             warnings.warn(
                 "variant='sgd' with an optimizer that uses momentum: the paper's SGD bound assumes "
                 "no momentum; use variant='momentum'",
-                stacklevel=2,
+                stacklevel=_user_stacklevel(),
             )
         self._hook: HeadHook | None = HeadHook(self._head) if statistics == "hook" else None
         self._step_hook_handle = optimizer.register_step_pre_hook(self._before_optimizer_step)
@@ -470,8 +482,7 @@ class AdaptiveLR(LRScheduler):
                 f"AdaptiveLR epoch {epoch}: computed learning rate {method_lr!r} (K_z={k_z!r}, "
                 f"K={k!r}) is not finite and positive; keeping the previous learning rates {previous}"
             )
-            warnings.warn(message, RuntimeWarning, stacklevel=3)
-            logger.warning(message)
+            warnings.warn(message, RuntimeWarning, stacklevel=_user_stacklevel())
             lrs, note = list(previous), "guarded"
         else:
             lrs = []

@@ -1,0 +1,102 @@
+"""Scheduler overhead per epoch: constant LR vs AdaptiveLR's reference pass vs its hook mode.
+
+Prints a table of median epoch times and their ratios to constant-LR training. Real MNIST is used
+when found (``--data-dir`` or ``$LIPSCHITZ_LR_DATA``), otherwise random data of the same shape;
+``--model resnet20_v1`` times ResNet-20 on CIFAR-shaped random data.
+
+    python benchmarks/scheduler_overhead.py                      # MNIST CNN, CPU
+    python benchmarks/scheduler_overhead.py --model resnet20_v1 --device cuda --images 50000
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from experiments.data import TensorBatches, load_dataset
+from experiments.models import build_model
+from lipschitz_lr import AdaptiveLR
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def make_data(model_name: str, images: int, device: torch.device, data_dir: str | None) -> tuple[torch.Tensor, ...]:
+    if model_name == "mnist_cnn":
+        try:
+            data = load_dataset("mnist", data_dir, device=device, train_subset=images)
+            return data.train_images, data.train_labels, "MNIST"
+        except FileNotFoundError:
+            pass
+        shape = (images, 1, 28, 28)
+    else:
+        shape = (images, 3, 32, 32)
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(shape, generator=g).to(device), torch.randint(0, 10, (images,), generator=g).to(device), "random"
+
+
+def time_epochs(
+    mode: str, args: argparse.Namespace, x: torch.Tensor, y: torch.Tensor, device: torch.device
+) -> list[float]:
+    torch.manual_seed(0)
+    model = build_model(args.model, 10).to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    loader = TensorBatches(x, y, args.batch_size, shuffle=True, generator=torch.Generator().manual_seed(0))
+    clean = TensorBatches(x, y, args.batch_size)
+    scheduler = None
+    if mode != "constant":
+        # initial_lr and max_lr keep the timing runs numerically tame; they do not change the cost.
+        scheduler = AdaptiveLR(
+            optimizer, model, clean, num_classes=10, variant="momentum", statistics=mode, initial_lr=0.01, max_lr=0.05
+        )
+    times = []
+    for _ in range(args.epochs):
+        synchronize(device)
+        start = time.perf_counter()
+        model.train()
+        for xb, yb in loader:
+            optimizer.zero_grad(set_to_none=True)
+            F.cross_entropy(model(xb), yb).backward()
+            optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="mnist_cnn", choices=("mnist_cnn", "resnet20_v1"))
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--images", type=int, default=6000, help="training images per epoch")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--epochs", type=int, default=3, help="timed epochs per mode (the median is reported)")
+    parser.add_argument("--data-dir")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    x, y, source = make_data(args.model, args.images, device, args.data_dir)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    print(
+        f"# {args.model}, {args.images} {source} images, batch {args.batch_size}, {device.type} ({name}, "
+        f"{torch.get_num_threads()} threads), torch {torch.__version__}, median of {args.epochs} epochs"
+    )
+    time_epochs("constant", args, x, y, device)  # warm-up
+    results = {
+        mode: statistics.median(time_epochs(mode, args, x, y, device)) for mode in ("constant", "reference", "hook")
+    }
+    print("| mode | epoch time (s) | ratio to constant LR |")
+    print("|---|---|---|")
+    for mode, seconds in results.items():
+        print(f"| {mode} | {seconds:.3f} | {seconds / results['constant']:.3f} |")
+
+
+if __name__ == "__main__":
+    main()

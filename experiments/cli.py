@@ -1,0 +1,179 @@
+"""``lipschitz-lr`` command line: run a config, sweep a baseline, list configs, classical tables.
+
+Examples::
+
+    lipschitz-lr list
+    lipschitz-lr run mnist_sgd --data-dir ../shared/data
+    lipschitz-lr run experiments/configs/c10_resnet20_sgd.toml --device cuda --resume
+    lipschitz-lr sweep c10_resnet20_sgd_baseline --lr 0.1 0.03 0.01 --epochs 30
+    lipschitz-lr classical --out results/classical
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import logging
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from .config import ConfigError, ExperimentConfig, bundled_configs, load_config
+
+
+def _parse_override(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise ConfigError(f"--set expects KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        parsed: Any = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        parsed = {"true": True, "false": False, "none": None}.get(value.lower(), value)
+    return key.strip(), parsed
+
+
+def _apply_overrides(config: ExperimentConfig, args: argparse.Namespace) -> ExperimentConfig:
+    changes: dict[str, Any] = dict(_parse_override(item) for item in args.set or [])
+    for key in ("epochs", "seed"):
+        if getattr(args, key, None) is not None:
+            changes[key] = getattr(args, key)
+    return config.replace(**changes) if changes else config
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--epochs", type=int, help="override the config's number of epochs")
+    parser.add_argument("--seed", type=int, help="override the config's seed")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
+    parser.add_argument("--data-dir", type=Path, help="datasets in torchvision's layout (default $LIPSCHITZ_LR_DATA)")
+    parser.add_argument("--download", action="store_true", help="download missing datasets (needs internet)")
+    parser.add_argument("--amp", default="off", choices=("off", "bf16", "fp16"), help="mixed precision")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config key")
+
+
+def _options(args: argparse.Namespace, out_dir: Path, resume: bool = False) -> Any:
+    from .train import RunOptions
+
+    return RunOptions(
+        out_dir=out_dir,
+        data_dir=args.data_dir,
+        device=args.device,
+        resume=resume,
+        amp=args.amp,
+        download=args.download,
+        progress=not args.no_progress,
+        command="lipschitz-lr " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .train import run_experiment
+
+    config = _apply_overrides(load_config(args.config), args)
+    out_dir = args.out or Path("runs") / config.name
+    history = run_experiment(config, _options(args, out_dir, resume=args.resume))
+    best = max(history, key=lambda r: r["test_acc"])
+    print(f"{config.name}: best test accuracy {best['test_acc']:.4f} at epoch {best['epoch']}; wrote {out_dir}")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .train import run_experiment
+
+    base = _apply_overrides(load_config(args.config), args)
+    if base.schedule == "lipschitz":
+        raise ConfigError("sweep tunes baselines: the config's schedule must not be 'lipschitz'")
+    decays = args.decay or [None]
+    root = args.out or Path("runs") / f"sweep_{base.name}"
+    rows = []
+    for lr in args.lr:
+        for decay in decays:
+            changes: dict[str, Any] = {"lr": lr}
+            label = f"lr{lr:g}"
+            if decay is not None:
+                if base.schedule == "constant":
+                    changes.update(weight_decay=decay, keras_decay=decay > 0)
+                else:
+                    key = args.decay_key
+                    if key is None:
+                        raise ConfigError(f"schedule {base.schedule!r}: name the argument to sweep with --decay-key")
+                    changes["schedule_args"] = {**base.schedule_args, key: decay}
+                label += f"_decay{decay:g}"
+            config = base.replace(name=f"{base.name}_{label}", **changes)
+            history = run_experiment(config, _options(args, root / label))
+            best = max(history, key=lambda r: r["test_acc"])
+            rows.append({"lr": lr, "decay": decay, "best_test_acc": best["test_acc"], "best_epoch": best["epoch"]})
+    rows.sort(key=lambda r: -r["best_test_acc"])
+    (root / "sweep.json").write_text(json.dumps(rows, indent=1))
+    lines = ["| lr | decay | best test acc | epoch |", "|---|---|---|---|"]
+    lines += [
+        f"| {r['lr']:g} | {r['decay'] if r['decay'] is not None else '-'} | {r['best_test_acc']:.4f} | "
+        f"{r['best_epoch']} |"
+        for r in rows
+    ]
+    (root / "sweep.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    for name in bundled_configs():
+        config = load_config(name)
+        print(
+            f"{name:36s} {config.dataset:9s} {config.model:13s} {config.optimizer:8s} {config.schedule:10s} "
+            f"{config.description}"
+        )
+    return 0
+
+
+def cmd_classical(args: argparse.Namespace) -> int:
+    from .classical import run_all
+
+    run_all(Path(args.out), data_dir=args.data_dir)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lipschitz-lr", description=__doc__.split("\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="train one config")
+    run.add_argument("config", help="a TOML path or a bundled config name (see `list`)")
+    run.add_argument("--out", type=Path, help="output directory (default runs/<name>)")
+    run.add_argument("--resume", action="store_true", help="continue from the output directory's checkpoint")
+    _add_run_options(run)
+    run.set_defaults(func=cmd_run)
+    sweep = sub.add_parser("sweep", help="grid search of a baseline's learning rate (and decay)")
+    sweep.add_argument("config")
+    sweep.add_argument("--lr", type=float, nargs="+", required=True)
+    sweep.add_argument("--decay", type=float, nargs="+", help="Keras decay (constant) or a schedule argument")
+    sweep.add_argument("--decay-key", help="the schedule_args key --decay sets (e.g. gamma)")
+    sweep.add_argument("--out", type=Path)
+    _add_run_options(sweep)
+    sweep.set_defaults(func=cmd_sweep)
+    lister = sub.add_parser("list", help="list the bundled configs")
+    lister.set_defaults(func=cmd_list)
+    classical = sub.add_parser("classical", help="the classical experiments (logistic/softmax/linear regression)")
+    classical.add_argument("--out", default="results/classical")
+    classical.add_argument("--data-dir", type=Path)
+    classical.set_defaults(func=cmd_classical)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    logging.getLogger("lipschitz_lr").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+    try:
+        return args.func(args)
+    except (ConfigError, FileNotFoundError, ValueError) as error:
+        if args.verbose:
+            raise
+        print(f"lipschitz-lr: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

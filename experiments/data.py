@@ -1,0 +1,244 @@
+"""MNIST, CIFAR-10 and CIFAR-100 as tensors on the training device, batched augmentation.
+
+Datasets are read with torchvision from its on-disk format under a data directory (option,
+``LIPSCHITZ_LR_DATA``, or ``./data``), downloaded only when asked. The whole set is kept as one
+tensor on the training device and batches are sliced from it; augmentation is a batched random
+affine warp (``affine_grid`` + ``grid_sample``) on that device, so a GPU is not starved by
+per-image CPU transforms.
+
+Preprocessing as in the paper: ``x / 255``; CIFAR minus the per-pixel mean image of the training
+set. Augmentation as the authors' Keras ``ImageDataGenerator``: MNIST rotation 15 degrees, zoom
+0.1, shifts 0.1; CIFAR continuous shifts up to 10% with nearest-edge fill and horizontal flips.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+DATA_ENV = "LIPSCHITZ_LR_DATA"
+DATASETS = ("mnist", "cifar10", "cifar100")
+_NUM_CLASSES = {"mnist": 10, "cifar10": 10, "cifar100": 100}
+_EXPECTED_FILES = {
+    "mnist": "MNIST/raw/train-images-idx3-ubyte (and the other three MNIST files)",
+    "cifar10": "cifar-10-batches-py/ (data_batch_1..5, test_batch, batches.meta)",
+    "cifar100": "cifar-100-python/ (train, test, meta)",
+}
+
+
+def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The data directory: the argument, else ``$LIPSCHITZ_LR_DATA``, else ``./data``."""
+    if data_dir is not None:
+        return Path(data_dir)
+    return Path(os.environ.get(DATA_ENV, "data"))
+
+
+def num_classes(dataset: str) -> int:
+    if dataset not in _NUM_CLASSES:
+        raise ValueError(f"unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
+    return _NUM_CLASSES[dataset]
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Random affine augmentation, Keras ``ImageDataGenerator`` semantics, batched."""
+
+    rotation_degrees: float = 0.0
+    zoom: float = 0.0
+    shift: float = 0.0
+    horizontal_flip: bool = False
+
+    @property
+    def is_identity(self) -> bool:
+        return self.rotation_degrees == 0 and self.zoom == 0 and self.shift == 0 and not self.horizontal_flip
+
+    def __call__(self, images: Tensor, generator: torch.Generator) -> Tensor:
+        """Warp a batch (N x C x H x W, float) with per-image random parameters.
+
+        Random numbers are drawn on the CPU from ``generator`` (reproducible whatever the device)
+        and moved to the images' device. Bilinear interpolation, nearest-edge fill.
+        """
+        if self.is_identity:
+            return images
+        n = images.shape[0]
+
+        def uniform(low: float, high: float) -> Tensor:
+            return torch.rand(n, generator=generator, dtype=torch.float32) * (high - low) + low
+
+        angle = uniform(-self.rotation_degrees, self.rotation_degrees) * (math.pi / 180.0)
+        zoom_x = uniform(1.0 - self.zoom, 1.0 + self.zoom)
+        zoom_y = uniform(1.0 - self.zoom, 1.0 + self.zoom)
+        # Shifts as a fraction of the size; affine_grid's coordinates span [-1, 1], i.e. 2 units.
+        shift_x = uniform(-self.shift, self.shift) * 2.0
+        shift_y = uniform(-self.shift, self.shift) * 2.0
+        flip = torch.ones(n)
+        if self.horizontal_flip:
+            flip = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0)
+        cos, sin = torch.cos(angle), torch.sin(angle)
+        # Output pixel p samples input at A p + t: rotation, then zoom, then flip of the sampled x.
+        theta = torch.stack(
+            [
+                torch.stack([cos * zoom_x * flip, -sin * zoom_y, shift_x], dim=1),
+                torch.stack([sin * zoom_x * flip, cos * zoom_y, shift_y], dim=1),
+            ],
+            dim=1,
+        ).to(images.device, images.dtype)
+        grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+        return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+AUGMENTATIONS = {
+    "mnist": Augmentation(rotation_degrees=15.0, zoom=0.1, shift=0.1),
+    "cifar10": Augmentation(shift=0.1, horizontal_flip=True),
+    "cifar100": Augmentation(shift=0.1, horizontal_flip=True),
+}
+
+
+class TensorBatches:
+    """Batches sliced from tensors already on the device: a minimal, fast DataLoader.
+
+    Iterating shuffles (if asked) with ``generator`` and augments each batch on the device.
+    The partial last batch is kept. ``batch_size`` and ``len()`` behave as a DataLoader's.
+    """
+
+    def __init__(
+        self,
+        images: Tensor,
+        labels: Tensor,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        augmentation: Augmentation | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"requires a positive batch_size, got batch_size={batch_size}")
+        if images.shape[0] != labels.shape[0]:
+            raise ValueError(f"images ({images.shape[0]}) and labels ({labels.shape[0]}) differ in length")
+        self.images = images
+        self.labels = labels
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.augmentation = augmentation
+        self.generator = generator if generator is not None else torch.Generator()
+
+    def __len__(self) -> int:
+        return math.ceil(self.images.shape[0] / self.batch_size)
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.images.shape[0])
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        n = self.images.shape[0]
+        if self.shuffle:
+            order = torch.randperm(n, generator=self.generator).to(self.images.device)
+        for start in range(0, n, self.batch_size):
+            if self.shuffle:
+                index = order[start : start + self.batch_size]
+                x, y = self.images[index], self.labels[index]
+            else:
+                x, y = self.images[start : start + self.batch_size], self.labels[start : start + self.batch_size]
+            if self.augmentation is not None:
+                x = self.augmentation(x, self.generator)
+            yield x, y
+
+
+@dataclass
+class DataSplits:
+    """Preprocessed training and test tensors (float32, N x C x H x W) on one device."""
+
+    train_images: Tensor
+    train_labels: Tensor
+    test_images: Tensor
+    test_labels: Tensor
+    num_classes: int
+    augmentation: Augmentation
+
+
+_CIFAR_LAYOUT = {
+    # folder, training files, test files, label key
+    "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], b"labels"),
+    "cifar100": ("cifar-100-python", ["train"], ["test"], b"fine_labels"),
+}
+
+
+def _read_cifar(folder: Path, files: list[str], label_key: bytes) -> tuple[Tensor, Tensor]:
+    """Read CIFAR batches in the python pickle format that torchvision downloads and reads."""
+    import pickle
+
+    images, labels = [], []
+    for name in files:
+        with open(folder / name, "rb") as f:
+            batch = pickle.load(f, encoding="bytes")
+        images.append(torch.as_tensor(batch[b"data"], dtype=torch.uint8).reshape(-1, 3, 32, 32))
+        labels.append(torch.as_tensor(batch[label_key], dtype=torch.long))
+    return torch.cat(images), torch.cat(labels)
+
+
+def _missing(dataset: str, root: Path) -> FileNotFoundError:
+    return FileNotFoundError(
+        f"{dataset} not found under {root.resolve()}: expected {_EXPECTED_FILES[dataset]} in "
+        f"torchvision's format. Set --data-dir or ${DATA_ENV}, or pass --download when online."
+    )
+
+
+def _load_raw(dataset: str, root: Path, download: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    from torchvision import datasets
+
+    if dataset == "mnist":
+        try:
+            train = datasets.MNIST(root=str(root), train=True, download=download)
+            test = datasets.MNIST(root=str(root), train=False, download=download)
+        except RuntimeError as error:
+            raise _missing(dataset, root) from error
+        return train.data.unsqueeze(1), train.targets, test.data.unsqueeze(1), test.targets
+    folder_name, train_files, test_files, label_key = _CIFAR_LAYOUT[dataset]
+    folder = root / folder_name
+    if not all((folder / name).exists() for name in train_files + test_files):
+        if not download:
+            raise _missing(dataset, root)
+        cls = datasets.CIFAR10 if dataset == "cifar10" else datasets.CIFAR100
+        try:
+            cls(root=str(root), train=True, download=True)  # downloads and checks the archive's md5
+        except Exception as error:
+            raise _missing(dataset, root) from error
+    return (*_read_cifar(folder, train_files, label_key), *_read_cifar(folder, test_files, label_key))
+
+
+def load_dataset(
+    dataset: str,
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    device: torch.device | str = "cpu",
+    download: bool = False,
+    train_subset: int | None = None,
+    test_subset: int | None = None,
+) -> DataSplits:
+    """Load, preprocess and move a dataset to ``device``.
+
+    ``train_subset``/``test_subset`` keep the first N images (for demos and tests); the CIFAR
+    mean image is computed on the training images that are kept.
+    """
+    k = num_classes(dataset)
+    root = resolve_data_dir(data_dir)
+    train_x, train_y, test_x, test_y = _load_raw(dataset, root, download)
+    if train_subset is not None:
+        train_x, train_y = train_x[:train_subset], train_y[:train_subset]
+    if test_subset is not None:
+        test_x, test_y = test_x[:test_subset], test_y[:test_subset]
+    device = torch.device(device)
+    train = train_x.to(device).float().div_(255.0)
+    test = test_x.to(device).float().div_(255.0)
+    if dataset.startswith("cifar"):
+        mean_image = train.mean(dim=0, keepdim=True)
+        train -= mean_image
+        test -= mean_image
+    return DataSplits(train, train_y.to(device), test, test_y.to(device), k, AUGMENTATIONS[dataset])

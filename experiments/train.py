@@ -1,0 +1,366 @@
+"""The one training entry point: a config in, a history, checkpoints and a summary out.
+
+Every epoch writes ``history.json``/``history.csv`` and ``checkpoint.pt`` atomically (a temporary
+file, then ``os.replace``), so a killed run loses at most the epoch in flight and ``resume=True``
+continues it. On CPU with a fixed seed a resumed run ends with exactly the history of an
+uninterrupted one: the checkpoint carries the RNG states of dropout and of the data order and
+augmentation.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lipschitz_lr import AdaptiveLR
+
+from .config import ExperimentConfig
+from .data import DataSplits, TensorBatches, load_dataset
+from .models import build_model
+from .optimizers import build_optimizer
+from .schedules import build_schedule, keras_decay_schedule
+
+logger = logging.getLogger(__name__)
+
+HISTORY_FIELDS = (
+    "epoch",
+    "lr",
+    "k_z",
+    "max_weight_norm",
+    "k",
+    "train_loss",
+    "train_acc",
+    "test_loss",
+    "test_acc",
+    "seconds",
+)
+AMP_MODES = ("off", "bf16", "fp16")
+
+
+@dataclass
+class RunOptions:
+    """How to run a config (where, on what, with which extras); not part of the experiment."""
+
+    out_dir: Path
+    data_dir: Path | None = None
+    device: str = "auto"
+    resume: bool = False
+    amp: str = "off"
+    download: bool = False
+    progress: bool = True
+    tensorboard: bool = True
+    command: str = field(default_factory=lambda: " ".join(sys.argv))
+    # Test hook: called after each completed epoch with the epoch number (1-based).
+    on_epoch_end: Callable[[int], None] | None = None
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as error:
+        raise ValueError(f"unknown device {device!r}; expected 'auto', 'cpu', 'cuda' or 'cuda:N'") from error
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} asked for, but CUDA is not available on this machine")
+    return resolved
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a reader sees the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def write_history(out_dir: Path, history: list[dict[str, Any]]) -> None:
+    atomic_write_bytes(out_dir / "history.json", json.dumps(history, indent=1).encode())
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=HISTORY_FIELDS)
+    writer.writeheader()
+    writer.writerows(history)
+    atomic_write_bytes(out_dir / "history.csv", text.getvalue().encode())
+
+
+def _autocast(device: torch.device, amp: str) -> Any:
+    if amp == "off":
+        return nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, amp: str = "off") -> tuple[float, float]:
+    """Mean cross-entropy and accuracy over a split, in eval mode (previous mode restored)."""
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=images.device)
+    correct = torch.zeros((), dtype=torch.long, device=images.device)
+    for x, y in TensorBatches(images, labels, 1000):
+        with _autocast(images.device, amp):
+            logits = model(x)
+        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()
+        correct += (logits.argmax(dim=1) == y).sum()
+    model.train(was_training)
+    n = labels.shape[0]
+    return float(loss_sum) / n, float(correct) / n
+
+
+class Trainer:
+    """Builds everything a config needs and runs its epochs."""
+
+    def __init__(self, config: ExperimentConfig, options: RunOptions, data: DataSplits | None = None) -> None:
+        if options.amp not in AMP_MODES:
+            raise ValueError(f"unknown amp {options.amp!r}; expected one of {', '.join(AMP_MODES)}")
+        self.config = config
+        self.options = options
+        self.device = resolve_device(options.device)
+        self.out_dir = Path(options.out_dir)
+        torch.manual_seed(config.seed)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.data = data or load_dataset(
+            config.dataset,
+            options.data_dir,
+            device=self.device,
+            download=options.download,
+            train_subset=config.train_subset,
+            test_subset=config.test_subset,
+        )
+        self.model = build_model(config.model, self.data.num_classes, keras_faithful=config.keras_faithful)
+        self.model.to(self.device)
+        self.train_loader = TensorBatches(
+            self.data.train_images,
+            self.data.train_labels,
+            config.batch_size,
+            shuffle=True,
+            augmentation=self.data.augmentation if config.augment else None,
+            generator=self.generator,
+        )
+        # The statistics pass sees the clean training set, in order, at the training batch size.
+        self.clean_loader = TensorBatches(self.data.train_images, self.data.train_labels, config.batch_size)
+        lipschitz = config.schedule == "lipschitz"
+        self.optimizer = build_optimizer(config.optimizer, self.model, config.lr, l2=config.l2, ema_momentum=lipschitz)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=options.amp == "fp16")
+        self.adaptive: AdaptiveLR | None = None
+        self.schedule: Any = None
+        self.interval = "epoch"
+        if lipschitz:
+            self.adaptive = AdaptiveLR(
+                self.optimizer,
+                self.model,
+                self.clean_loader,
+                loss="cross_entropy",
+                num_classes=self.data.num_classes,
+                variant=config.optimizer,
+                weight_decay=config.weight_decay,
+                statistics=config.statistics,
+                batch_size=config.batch_size,
+                initial_lr=config.initial_lr,
+                keras_decay=config.keras_decay,
+                bias_correction=config.bias_correction,
+            )
+        elif config.schedule == "constant":
+            if config.keras_decay and config.weight_decay > 0:
+                self.schedule, self.interval = keras_decay_schedule(self.optimizer, config.weight_decay), "step"
+        else:
+            self.schedule, self.interval = build_schedule(
+                config.schedule, self.optimizer, config.schedule_args, len(self.train_loader), config.epochs, config.lr
+            )
+        self.history: list[dict[str, Any]] = []
+        self.start_epoch = 0
+        self.writer = self._tensorboard() if options.tensorboard else None
+
+    # ----------------------------------------------------------------- checkpoints
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out_dir / "checkpoint.pt"
+
+    def state(self, epoch: int) -> dict[str, Any]:
+        return {
+            "epoch": epoch,
+            "config": self.config.to_dict(),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "adaptive": self.adaptive.state_dict() if self.adaptive else None,
+            "schedule": self.schedule.state_dict() if self.schedule is not None else None,
+            "scaler": self.scaler.state_dict(),
+            "history": self.history,
+            "rng_cpu": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
+            "rng_data": self.generator.get_state(),
+        }
+
+    def load(self, path: Path) -> None:
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        saved = state["config"]
+        differing = sorted(k for k in saved if k != "epochs" and saved.get(k) != self.config.to_dict().get(k))
+        if differing:
+            raise ValueError(f"cannot resume {path}: the config differs in {', '.join(differing)}")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.adaptive is not None:
+            self.adaptive.load_state_dict(state["adaptive"])
+        if self.schedule is not None and state["schedule"] is not None:
+            self.schedule.load_state_dict(state["schedule"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.history = state["history"]
+        torch.set_rng_state(state["rng_cpu"].cpu())
+        if state["rng_cuda"] is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["rng_cuda"]])
+        self.generator.set_state(state["rng_data"].cpu())
+        self.start_epoch = state["epoch"]
+        logger.info("resumed %s after epoch %d", path, self.start_epoch)
+
+    # ----------------------------------------------------------------- training
+    def _tensorboard(self) -> Any:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            logger.info("tensorboard is not installed; skipping TensorBoard logging")
+            return None
+        return SummaryWriter(str(self.out_dir / "tensorboard"))
+
+    def train_epoch(self, epoch: int) -> tuple[float, float]:
+        from tqdm import tqdm
+
+        self.model.train()
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        correct = torch.zeros((), dtype=torch.long, device=self.device)
+        seen = 0
+        k = self.adaptive.history[-1].k if self.adaptive else math.nan
+        bar = tqdm(
+            self.train_loader,
+            desc=f"{self.config.name} {epoch + 1}/{self.config.epochs}",
+            disable=not self.options.progress,
+            leave=False,
+            dynamic_ncols=True,
+        )
+        for step, (x, y) in enumerate(bar):
+            self.optimizer.zero_grad(set_to_none=True)
+            with _autocast(self.device, self.options.amp):
+                logits = self.model(x)
+                loss = F.cross_entropy(logits.float(), y)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            if self.schedule is not None and self.interval == "step":
+                self.schedule.step()
+            loss_sum += loss.detach().double() * y.shape[0]
+            correct += (logits.argmax(dim=1) == y).sum()
+            seen += y.shape[0]
+            if self.options.progress and (step % 10 == 0 or step == len(self.train_loader) - 1):
+                bar.set_postfix(
+                    loss=f"{float(loss_sum) / seen:.4f}",
+                    acc=f"{float(correct) / seen:.4f}",
+                    lr=f"{self.optimizer.param_groups[0]['lr']:.4g}",
+                    K=f"{k:.4g}",
+                )
+        return float(loss_sum) / seen, float(correct) / seen
+
+    def run(self) -> list[dict[str, Any]]:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if self.options.resume and self.checkpoint_path.exists():
+            self.load(self.checkpoint_path)
+        elif self.options.resume:
+            logger.info("no checkpoint at %s; starting from scratch", self.checkpoint_path)
+        atomic_write_bytes(self.out_dir / "config.json", json.dumps(self.config.to_dict(), indent=1).encode())
+        for epoch in range(self.start_epoch, self.config.epochs):
+            started = time.perf_counter()
+            lr = self._epoch_lr()
+            record = self.adaptive.history[-1] if self.adaptive else None
+            train_loss, train_acc = self.train_epoch(epoch)
+            test_loss, test_acc = evaluate(self.model, self.data.test_images, self.data.test_labels, self.options.amp)
+            if self.adaptive is not None:
+                self.adaptive.step()
+            elif self.schedule is not None and self.interval == "epoch":
+                if isinstance(self.schedule, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                    self.schedule.step(train_loss)
+                else:
+                    self.schedule.step()
+            row = {
+                "epoch": epoch + 1,
+                "lr": lr,
+                "k_z": record.k_z if record else None,
+                "max_weight_norm": record.max_weight_norm if record else None,
+                "k": record.k if record else None,
+                "train_loss": train_loss,
+                "train_acc": train_acc,
+                "test_loss": test_loss,
+                "test_acc": test_acc,
+                "seconds": time.perf_counter() - started,
+            }
+            self.history.append(row)
+            write_history(self.out_dir, self.history)
+            atomic_torch_save(self.state(epoch + 1), self.checkpoint_path)
+            self._log_epoch(row)
+            if self.options.on_epoch_end is not None:
+                self.options.on_epoch_end(epoch + 1)
+        self._write_summary()
+        if self.writer is not None:
+            self.writer.close()
+        return self.history
+
+    def _epoch_lr(self) -> float:
+        if self.adaptive is not None:
+            return self.adaptive.history[-1].lr
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def _log_epoch(self, row: dict[str, Any]) -> None:
+        k = f" K={row['k']:.4g}" if row["k"] is not None else ""
+        message = (
+            f"{self.config.name} epoch {row['epoch']}/{self.config.epochs}: lr={row['lr']:.4g}{k} "
+            f"loss={row['train_loss']:.4f} acc={row['train_acc']:.4f} test_loss={row['test_loss']:.4f} "
+            f"test_acc={row['test_acc']:.4f} ({row['seconds']:.1f}s)"
+        )
+        logger.info(message)
+        if self.writer is not None:
+            for key in ("lr", "k", "train_loss", "train_acc", "test_loss", "test_acc"):
+                if row[key] is not None:
+                    self.writer.add_scalar(key, row[key], row["epoch"])
+
+    def _write_summary(self) -> None:
+        best = max(self.history, key=lambda r: r["test_acc"])
+        device_name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else platform.processor()
+        summary = {
+            "name": self.config.name,
+            "best_test_acc": best["test_acc"],
+            "best_epoch": best["epoch"],
+            "final_test_acc": self.history[-1]["test_acc"],
+            "epochs": len(self.history),
+            "seconds": sum(r["seconds"] for r in self.history),
+            "device": f"{self.device.type}: {device_name or platform.machine()} ({torch.get_num_threads()} threads)",
+            "torch": torch.__version__,
+            "command": self.options.command,
+            "config": self.config.to_dict(),
+        }
+        atomic_write_bytes(self.out_dir / "summary.json", json.dumps(summary, indent=1).encode())
+
+
+def run_experiment(config: ExperimentConfig, options: RunOptions) -> list[dict[str, Any]]:
+    """Train ``config`` as ``options`` say; returns the per-epoch history."""
+    return Trainer(config, options).run()

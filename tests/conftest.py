@@ -1,0 +1,41 @@
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The real MNIST in torchvision's layout: $LIPSCHITZ_LR_DATA, else ../shared/data."""
+    root = Path(os.environ.get("LIPSCHITZ_LR_DATA", REPO.parent / "shared" / "data"))
+    if not (root / "MNIST" / "raw" / "train-images-idx3-ubyte").exists():
+        pytest.fail(f"MNIST is not under {root}; set LIPSCHITZ_LR_DATA to a folder holding MNIST/raw")
+    return root
+
+
+def write_tiny_cifar(root: Path, n_train: int = 40, n_test: int = 20, seed: int = 0) -> Path:
+    """CIFAR-10 and CIFAR-100 archives in torchvision's python pickle format, with random images."""
+    rng = np.random.default_rng(seed)
+
+    def batch(n: int, label_key: bytes, k: int) -> dict:
+        return {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), label_key: rng.integers(0, k, n).tolist()}
+
+    c10 = root / "cifar-10-batches-py"
+    c10.mkdir(parents=True)
+    for i in range(1, 6):
+        (c10 / f"data_batch_{i}").write_bytes(pickle.dumps(batch(n_train // 5, b"labels", 10)))
+    (c10 / "test_batch").write_bytes(pickle.dumps(batch(n_test, b"labels", 10)))
+    c100 = root / "cifar-100-python"
+    c100.mkdir(parents=True)
+    (c100 / "train").write_bytes(pickle.dumps(batch(n_train, b"fine_labels", 100)))
+    (c100 / "test").write_bytes(pickle.dumps(batch(n_test, b"fine_labels", 100)))
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_cifar(tmp_path_factory) -> Path:
+    return write_tiny_cifar(tmp_path_factory.mktemp("cifar"))

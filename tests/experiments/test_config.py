@@ -1,0 +1,59 @@
+import pytest
+
+from experiments.config import ConfigError, bundled_configs, from_dict, load_config
+
+MINIMAL = {"name": "x", "dataset": "mnist", "model": "mnist_cnn"}
+
+
+def test_every_bundled_config_loads():
+    names = bundled_configs()
+    assert len(names) >= 50
+    for name in names:
+        config = load_config(name)
+        assert config.name == name and config.description
+
+
+def test_table1_rows_have_faithful_and_clean_variants():
+    faithful = load_config("c10_resnet20_sgd")
+    clean = load_config("c10_resnet20_sgd_clean")
+    baseline = load_config("c10_resnet20_sgd_baseline")
+    assert faithful.keras_decay and not clean.keras_decay
+    assert (faithful.weight_decay, faithful.batch_size, faithful.epochs, faithful.l2) == (1e-3, 128, 300, 1e-4)
+    assert baseline.schedule == "constant" and baseline.lr == 0.01 and baseline.keras_decay
+    assert load_config("c100_resnet56v2_sgd").epochs == 500
+    assert load_config("c10_densenet40_rmsprop_baseline").lr == 0.001
+
+
+@pytest.mark.parametrize(
+    ("raw", "named"),
+    [
+        ({**MINIMAL, "learning_rate": 0.1}, "learning_rate"),
+        ({**MINIMAL, "epochs": "ten"}, "epochs must be int"),
+        ({**MINIMAL, "epochs": True}, "epochs must be int"),
+        ({**MINIMAL, "keras_decay": 1}, "keras_decay must be bool"),
+        ({**MINIMAL, "model": "vgg"}, "model='vgg'"),
+        ({**MINIMAL, "dataset": "svhn"}, "dataset='svhn'"),
+        ({**MINIMAL, "schedule": "linear"}, "schedule='linear'"),
+        ({**MINIMAL, "schedule": "step", "schedule_args": {"steps": 3}}, "steps"),
+        ({**MINIMAL, "schedule_args": 3}, "schedule_args must be a table"),
+        ({**MINIMAL, "epochs": 0}, "epochs=0"),
+        ({**MINIMAL, "lr": -1.0}, "lr=-1.0"),
+        ({**MINIMAL, "schedule": "cosine", "keras_decay": True}, "keras_decay"),
+        ({"name": "x", "dataset": "mnist"}, "missing required config key(s): model"),
+    ],
+)
+def test_bad_configs_name_the_offending_key(raw, named):
+    with pytest.raises(ConfigError, match=named.replace("(", r"\(").replace(")", r"\)")):
+        from_dict(raw)
+
+
+def test_ints_are_accepted_for_floats_and_files_by_path(tmp_path):
+    assert from_dict({**MINIMAL, "lr": 1}).lr == 1.0
+    path = tmp_path / "mine.toml"
+    path.write_text('dataset = "mnist"\nmodel = "mnist_cnn"\nepochs = 2\n')
+    assert load_config(path).name == "mine"
+    path.write_text("dataset = ")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="no bundled config named 'nope'"):
+        load_config("nope")

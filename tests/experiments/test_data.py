@@ -1,0 +1,58 @@
+import pytest
+import torch
+
+from experiments.data import AUGMENTATIONS, Augmentation, TensorBatches, load_dataset, resolve_data_dir
+
+
+def test_mnist_from_shared_data(data_dir):
+    data = load_dataset("mnist", data_dir)
+    assert data.train_images.shape == (60000, 1, 28, 28) and data.test_images.shape == (10000, 1, 28, 28)
+    assert float(data.train_images.min()) == 0.0 and float(data.train_images.max()) == 1.0
+    counts = torch.bincount(data.train_labels).tolist()
+    assert counts == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+
+
+def test_missing_dataset_names_expected_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"cifar-10-batches-py"):
+        load_dataset("cifar10", tmp_path)
+    with pytest.raises(FileNotFoundError, match=str(tmp_path)):
+        load_dataset("mnist", tmp_path)
+    with pytest.raises(ValueError, match="unknown dataset 'svhn'"):
+        load_dataset("svhn", tmp_path)
+
+
+def test_data_dir_from_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("LIPSCHITZ_LR_DATA", str(tmp_path))
+    assert resolve_data_dir() == tmp_path
+    assert resolve_data_dir("elsewhere").name == "elsewhere"
+
+
+@pytest.mark.parametrize(("dataset", "classes"), [("cifar10", 10), ("cifar100", 100)])
+def test_tiny_cifar_archives_mean_subtracted(tiny_cifar, dataset, classes):
+    data = load_dataset(dataset, tiny_cifar)
+    assert data.train_images.shape == (40, 3, 32, 32) and data.test_images.shape == (20, 3, 32, 32)
+    assert data.num_classes == classes
+    # minus the per-pixel mean image of the training set
+    assert float(data.train_images.mean(dim=0).abs().max()) < 1e-6
+
+
+def test_batches_keep_partial_last_batch_and_shuffle_reproducibly():
+    x = torch.arange(10.0).reshape(10, 1, 1, 1)
+    y = torch.arange(10)
+    ordered = list(TensorBatches(x, y, 4))
+    assert [len(b[1]) for b in ordered] == [4, 4, 2] and len(TensorBatches(x, y, 4)) == 3
+    first = [b[1].tolist() for b in TensorBatches(x, y, 4, shuffle=True, generator=torch.Generator().manual_seed(1))]
+    again = [b[1].tolist() for b in TensorBatches(x, y, 4, shuffle=True, generator=torch.Generator().manual_seed(1))]
+    assert first == again and sorted(i for batch in first for i in batch) == list(range(10))
+
+
+def test_augmentation_identity_flip_and_shift():
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(8, 3, 32, 32)
+    assert torch.equal(Augmentation()(images, g), images)
+    flip = Augmentation(horizontal_flip=True)(images, torch.Generator().manual_seed(0))
+    flipped = [torch.allclose(flip[i], images[i].flip(-1), atol=1e-5) for i in range(8)]
+    kept = [torch.allclose(flip[i], images[i], atol=1e-5) for i in range(8)]
+    assert all(f or k for f, k in zip(flipped, kept, strict=True)) and any(flipped) and any(kept)
+    mnist = AUGMENTATIONS["mnist"](torch.rand(16, 1, 28, 28), g)
+    assert mnist.shape == (16, 1, 28, 28) and torch.isfinite(mnist).all()

@@ -1,0 +1,67 @@
+import pytest
+import torch
+
+from experiments.config import ConfigError
+from experiments.schedules import SCHEDULES, build_schedule, keras_decay_schedule
+
+
+def lrs(name, args, epochs=10, steps_per_epoch=5, lr=0.1, optimizer="sgd"):
+    param = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([param], lr=lr, momentum=0.9) if optimizer == "momentum" else torch.optim.SGD([param], lr=lr)
+    scheduler, interval = build_schedule(name, opt, args, steps_per_epoch, epochs, lr)
+    values = []
+    steps = epochs * steps_per_epoch if interval == "step" else epochs
+    for _ in range(steps):
+        values.append(opt.param_groups[0]["lr"])
+        opt.step()
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            scheduler.step(1.0)
+        else:
+            scheduler.step()
+    return values, interval
+
+
+def test_step_decay_every_epoch_value():
+    values, interval = lrs("step", {"step_size": 3, "gamma": 0.5})
+    assert interval == "epoch"
+    assert values == pytest.approx([0.1] * 3 + [0.05] * 3 + [0.025] * 3 + [0.0125])
+
+
+def test_exponential_staircase_per_step():
+    values, interval = lrs("exponential", {"decay_steps": 4, "decay_rate": 0.5}, epochs=2)
+    assert interval == "step" and values == pytest.approx([0.1] * 4 + [0.05] * 4 + [0.025] * 2)
+
+
+def test_inverse_time_is_keras_decay():
+    values, _ = lrs("inverse_time", {"decay": 0.1}, epochs=1)
+    assert values == pytest.approx([0.1 / (1 + 0.1 * t) for t in range(5)])
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = keras_decay_schedule(opt, 1e-3)
+    for _ in range(1000):
+        opt.step()
+        sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(1 / (1 + 1e-3 * 1000))
+    assert "lr_lambdas" in sched.state_dict() and sched.state_dict()["lr_lambdas"][0] == {"decay": 1e-3}
+
+
+def test_cosine_polynomial_warmup_endpoints():
+    cosine, _ = lrs("cosine", {"alpha": 0.1})
+    assert cosine[0] == pytest.approx(0.1) and cosine[5] == pytest.approx(0.01 + 0.09 * 0.5)
+    poly, _ = lrs("polynomial", {"power": 1.0})
+    assert poly == pytest.approx([0.1 * (1 - e / 10) for e in range(10)])
+    warm, _ = lrs("warmup", {"start_factor": 0.1, "warmup_epochs": 4})
+    assert warm[0] == pytest.approx(0.01) and warm[4:] == pytest.approx([0.1] * 6)
+
+
+@pytest.mark.parametrize("name", [n for n, spec in SCHEDULES.items() if spec.build is not None])
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum"])
+def test_every_classic_schedule_builds_and_stays_positive(name, optimizer):
+    values, _ = lrs(name, {}, epochs=12, optimizer=optimizer)
+    assert all(v >= 0 for v in values) and len(set(values)) >= 1
+
+
+def test_unknown_schedule_argument():
+    with pytest.raises(
+        ConfigError, match="unknown schedule_args key\\(s\\) gama; this schedule takes: step_size, gamma"
+    ):
+        SCHEDULES["step"].check_args({"gama": 0.1})

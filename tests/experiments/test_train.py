@@ -1,0 +1,136 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from experiments.config import bundled_configs, load_config
+from experiments.train import HISTORY_FIELDS, RunOptions, Trainer, atomic_write_bytes, run_experiment
+from tests.conftest import write_tiny_cifar
+
+REPO = Path(__file__).resolve().parents[2]
+TINY_MNIST = """
+dataset = "mnist"
+model = "mnist_cnn"
+optimizer = "{optimizer}"
+schedule = "{schedule}"
+epochs = {epochs}
+batch_size = 128
+initial_lr = 0.05
+train_subset = {train_subset}
+test_subset = 500
+"""
+
+
+def tiny_config(tmp_path, optimizer="momentum", schedule="lipschitz", epochs=3, train_subset=1024):
+    path = tmp_path / f"tiny_{optimizer}_{schedule}.toml"
+    path.write_text(TINY_MNIST.format(optimizer=optimizer, schedule=schedule, epochs=epochs, train_subset=train_subset))
+    return path
+
+
+def test_run_writes_history_checkpoint_summary(tmp_path, data_dir):
+    config = load_config(tiny_config(tmp_path, epochs=2, train_subset=512))
+    history = run_experiment(config, RunOptions(out_dir=tmp_path / "run", data_dir=data_dir, progress=False))
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert set(history[0]) == set(HISTORY_FIELDS)
+    assert history[0]["lr"] == 0.05 and history[1]["lr"] > 0 and history[1]["k"] > 0
+    saved = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert saved == history
+    csv_lines = (tmp_path / "run" / "history.csv").read_text().splitlines()
+    assert csv_lines[0].split(",") == list(HISTORY_FIELDS) and len(csv_lines) == 3
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["epochs"] == 2 and summary["device"].startswith("cpu")
+    checkpoint = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    assert checkpoint["epoch"] == 2 and checkpoint["adaptive"]["variant"] == "momentum"
+
+
+def _cli(*args, data_dir):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return [
+        sys.executable,
+        "-m",
+        "experiments",
+        "run",
+        *map(str, args),
+        "--data-dir",
+        str(data_dir),
+        "--device",
+        "cpu",
+        "--no-progress",
+    ], env
+
+
+def test_resume_after_kill_reproduces_uninterrupted_history(tmp_path, data_dir):
+    config = tiny_config(tmp_path, epochs=4)
+    command, env = _cli(config, "--out", tmp_path / "full", data_dir=data_dir)
+    subprocess.run(command, env=env, check=True, cwd=REPO, capture_output=True)
+    full = json.loads((tmp_path / "full" / "history.json").read_text())
+
+    command, env = _cli(config, "--out", tmp_path / "killed", data_dir=data_dir)
+    process = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    history_file = tmp_path / "killed" / "history.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        if history_file.exists() and len(json.loads(history_file.read_text())) >= 1:
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not (tmp_path / "killed" / "summary.json").exists()
+    done_before = len(json.loads(history_file.read_text()))
+    assert 1 <= done_before < 4
+
+    command, env = _cli(config, "--out", tmp_path / "killed", "--resume", data_dir=data_dir)
+    subprocess.run(command, env=env, check=True, cwd=REPO, capture_output=True)
+    resumed = json.loads(history_file.read_text())
+
+    def without_time(history):
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+
+    assert without_time(resumed) == without_time(full)
+
+
+def test_resume_refuses_a_different_config(tmp_path, data_dir):
+    config = load_config(tiny_config(tmp_path, epochs=1, train_subset=256))
+    run_experiment(config, RunOptions(out_dir=tmp_path / "run", data_dir=data_dir, progress=False))
+    changed = config.replace(seed=1, epochs=2)
+    with pytest.raises(ValueError, match="config differs in seed"):
+        run_experiment(changed, RunOptions(out_dir=tmp_path / "run", data_dir=data_dir, progress=False, resume=True))
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine", "onecycle", "plateau"])
+def test_baseline_schedules_train(tmp_path, data_dir, schedule):
+    config = load_config(tiny_config(tmp_path, optimizer="sgd", schedule=schedule, epochs=2, train_subset=256))
+    history = run_experiment(config, RunOptions(out_dir=tmp_path / schedule, data_dir=data_dir, progress=False))
+    assert len(history) == 2 and history[0]["k"] is None and history[0]["lr"] > 0
+
+
+CIFAR_CONFIGS = [name for name in bundled_configs() if name.startswith(("c10_", "c100_"))]
+
+
+@pytest.fixture(scope="module")
+def smoke_cifar(tmp_path_factory):
+    return write_tiny_cifar(tmp_path_factory.mktemp("smoke"), n_train=10, n_test=4)
+
+
+@pytest.mark.parametrize("name", CIFAR_CONFIGS)
+def test_cifar_config_smoke(tmp_path, smoke_cifar, name):
+    """Every CIFAR config builds, trains an epoch and evaluates on a tiny archive in torchvision's format."""
+    config = load_config(name).replace(epochs=1, batch_size=5)
+    trainer = Trainer(config, RunOptions(out_dir=tmp_path, data_dir=smoke_cifar, progress=False, tensorboard=False))
+    history = trainer.run()
+    assert len(history) == 1 and history[0]["lr"] > 0
+    assert trainer.model.head.out_features == (100 if config.dataset == "cifar100" else 10)
+
+
+def test_atomic_write_leaves_no_partial_file(tmp_path):
+    target = tmp_path / "file.json"
+    atomic_write_bytes(target, b"old")
+    atomic_write_bytes(target, b"new")
+    assert target.read_bytes() == b"new" and sorted(p.name for p in tmp_path.iterdir()) == ["file.json"]
