@@ -46,6 +46,8 @@ class ClassicalResult:
     iterations_to_threshold: int | None
     final_loss: float
     final_accuracy: float | None
+    loss_curve: list[float]
+    accuracy_curve: list[float] | None
 
 
 def _with_intercept(x: np.ndarray) -> np.ndarray:
@@ -57,28 +59,46 @@ def _column_sum_scaled(x: np.ndarray) -> np.ndarray:
     return x / np.where(sums == 0, 1.0, sums)
 
 
-def _descend(loss_fn, w0: torch.Tensor, lr: float, epochs: int, threshold: float):
+def _descend(loss_fn, accuracy_fn, w0: torch.Tensor, lr: float, epochs: int, threshold: float):
+    """Full-batch gradient descent; the curves hold the value before each step and after the last."""
     w = w0.clone().requires_grad_(True)
-    hit = None
-    for step in range(epochs):
+    losses: list[float] = []
+    accuracies: list[float] = []
+    for _ in range(epochs + 1):
         loss = loss_fn(w)
-        if hit is None and float(loss) < threshold:
-            hit = step
+        losses.append(float(loss.detach()))
+        if accuracy_fn is not None:
+            accuracies.append(accuracy_fn(w.detach()))
+        if len(losses) == epochs + 1:
+            break
         (grad,) = torch.autograd.grad(loss, w)
         with torch.no_grad():
             w -= lr * grad
-    final = float(loss_fn(w))
-    if hit is None and final < threshold:
-        hit = epochs
-    return w.detach(), hit, final
+    hit = next((i for i, value in enumerate(losses) if value < threshold), None)
+    return hit, losses, (accuracies or None)
 
 
-def _compare(problem, dataset, x, y, loss_fn, accuracy_fn, lipschitz, w0, epochs, threshold) -> list[ClassicalResult]:
+def _compare(problem, dataset, loss_fn, accuracy_fn, lipschitz, w0, epochs, threshold) -> list[ClassicalResult]:
     results = []
     for name, lr in (("alpha=0.1", 0.1), ("alpha=1/L", 1.0 / lipschitz)):
-        w, hit, final = _descend(loss_fn, w0, lr, epochs, threshold)
-        accuracy = accuracy_fn(w) if accuracy_fn else None
-        results.append(ClassicalResult(problem, dataset, name, lr, lipschitz, epochs, threshold, hit, final, accuracy))
+        hit, losses, accuracies = _descend(loss_fn, accuracy_fn, w0, lr, epochs, threshold)
+        final_accuracy = accuracies[-1] if accuracies else None
+        results.append(
+            ClassicalResult(
+                problem,
+                dataset,
+                name,
+                lr,
+                lipschitz,
+                epochs,
+                threshold,
+                hit,
+                losses[-1],
+                final_accuracy,
+                losses,
+                accuracies,
+            )
+        )
     return results
 
 
@@ -93,9 +113,7 @@ def logistic(dataset: str, x_raw: np.ndarray, labels: np.ndarray, epochs: int, t
     def accuracy(w):
         return float(((x @ w > 0).double() == y).double().mean())
 
-    return _compare(
-        "logistic", dataset, x, y, loss, accuracy, logistic_regression_bound(x.numpy()), w0, epochs, threshold
-    )
+    return _compare("logistic", dataset, loss, accuracy, logistic_regression_bound(x.numpy()), w0, epochs, threshold)
 
 
 def softmax(dataset: str, x_raw: np.ndarray, labels: np.ndarray, epochs: int, threshold: float, standardise=False):
@@ -112,9 +130,7 @@ def softmax(dataset: str, x_raw: np.ndarray, labels: np.ndarray, epochs: int, th
     def accuracy(w):
         return float(((x @ w).argmax(dim=1) == y).double().mean())
 
-    return _compare(
-        "softmax", dataset, x, y, loss, accuracy, softmax_regression_bound(x.numpy(), k), w0, epochs, threshold
-    )
+    return _compare("softmax", dataset, loss, accuracy, softmax_regression_bound(x.numpy(), k), w0, epochs, threshold)
 
 
 def linear(dataset: str, x_raw: np.ndarray, target: np.ndarray, epochs: int):
@@ -129,7 +145,7 @@ def linear(dataset: str, x_raw: np.ndarray, target: np.ndarray, epochs: int):
         return 0.5 * torch.mean((x @ w - y) ** 2)
 
     bound = linear_regression_bound(x_np, target, weight_bound=float(np.linalg.norm(solution)))
-    return _compare("linear", dataset, x, y, loss, None, bound, w0, epochs, 1.01 * best)
+    return _compare("linear", dataset, loss, None, bound, w0, epochs, 1.01 * best)
 
 
 def mnist_softmax_seed_article(data_dir: str | Path | None, epochs: int = 50) -> list[dict[str, Any]]:

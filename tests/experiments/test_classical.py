@@ -1,0 +1,25 @@
+import numpy as np
+import pytest
+from sklearn import datasets
+
+from experiments.classical import linear, logistic, markdown, softmax
+
+
+def test_logistic_breast_cancer_uses_the_closed_form_l():
+    cancer = datasets.load_breast_cancer()
+    fixed, adaptive = logistic("breast cancer", cancer.data, cancer.target, epochs=50, threshold=0.69)
+    assert fixed.lipschitz == adaptive.lipschitz
+    x = np.hstack([cancer.data, np.ones((len(cancer.data), 1))])
+    x = x / x.sum(axis=0)
+    assert adaptive.lr == pytest.approx(2 * len(x) / np.linalg.norm(x))
+    assert adaptive.final_loss < fixed.final_loss  # 1/L is far larger than 0.1 on column-scaled data
+
+
+def test_softmax_and_linear_run_and_render():
+    iris = datasets.load_iris()
+    rows = softmax("iris", iris.data, iris.target, epochs=20, threshold=0.2)
+    diabetes = datasets.load_diabetes()
+    rows += linear("diabetes", diabetes.data, diabetes.target, epochs=20)
+    assert all(np.isfinite(r.final_loss) for r in rows)
+    text = markdown({"full_batch": [r.__dict__ for r in rows], "mnist_softmax_sgd": [], "choices": ["c"]})
+    assert "| softmax | iris | alpha=1/L |" in text and "| linear | diabetes |" in text

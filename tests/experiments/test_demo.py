@@ -1,0 +1,19 @@
+import json
+
+from experiments.demo import RUNS, main
+
+
+def test_demo_writes_histories_and_figure(tmp_path, data_dir, capsys):
+    out = tmp_path / "demo"
+    assert (
+        main(
+            ["--data-dir", str(data_dir), "--out", str(out), "--epochs", "1", "--train-subset", "512", "--no-progress"]
+        )
+        == 0
+    )
+    assert (out / "demo.png").stat().st_size > 10_000
+    printed = capsys.readouterr().out
+    for config_name, label in RUNS:
+        history = json.loads((out / config_name / "history.json").read_text())
+        assert len(history) == 1 and history[0]["lr"] > 0
+        assert label in printed
