@@ -19,7 +19,7 @@ from lipschitz_lr.adaptive_lr import STATISTICS_SOURCES
 
 from .data import DATASETS
 from .models import MODELS
-from .optimizers import OPTIMIZERS
+from .optimizers import CORE_OPTIMIZERS, OPTIMIZERS, missing_package
 from .schedules import SCHEDULES
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -82,6 +82,15 @@ class ExperimentConfig:
         for key in ("lr", "weight_decay", "l2"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key} must be >= 0, got {key}={getattr(self, key)!r}")
+        if self.schedule == "lipschitz" and self.optimizer not in CORE_OPTIMIZERS:
+            raise ConfigError(
+                f"schedule 'lipschitz' has variants for {', '.join(CORE_OPTIMIZERS)}, got optimizer={self.optimizer!r}"
+            )
+        if missing_package(self.optimizer):
+            raise ConfigError(
+                f"optimizer={self.optimizer!r} needs the package {missing_package(self.optimizer)!r}; install it "
+                "(pip install 'lipschitz-lr[baselines]')"
+            )
         if self.keras_decay and self.schedule not in ("lipschitz", "constant"):
             raise ConfigError(
                 f"keras_decay applies to schedule 'lipschitz' or 'constant', got schedule={self.schedule!r}"

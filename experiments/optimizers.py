@@ -1,11 +1,41 @@
-"""The paper's optimisers, with Keras' constants, and Keras-style L2 on conv kernels."""
+"""The paper's optimisers, with Keras' constants, and Keras-style L2 on conv kernels.
+
+Learning-rate-free baselines come from their own packages when installed (the ``baselines``
+extra): D-Adaptation, Prodigy and Schedule-Free.
+"""
 
 from __future__ import annotations
+
+import importlib
+import importlib.util
 
 from torch import nn
 from torch.optim import SGD, Adam, Optimizer, RMSprop
 
-OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
+#: The optimisers LipschitzLR has variants for.
+CORE_OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
+#: Optional baselines: name -> (package, class).
+EXTERNAL_OPTIMIZERS = {
+    "dadapt_sgd": ("dadaptation", "DAdaptSGD"),
+    "dadapt_adam": ("dadaptation", "DAdaptAdam"),
+    "prodigy": ("prodigyopt", "Prodigy"),
+    "schedulefree_sgd": ("schedulefree", "SGDScheduleFree"),
+    "schedulefree_adamw": ("schedulefree", "AdamWScheduleFree"),
+}
+OPTIMIZERS = (*CORE_OPTIMIZERS, *EXTERNAL_OPTIMIZERS)
+
+
+def missing_package(name: str) -> str | None:
+    """The package an optional optimiser needs, if it is not installed."""
+    if name not in EXTERNAL_OPTIMIZERS:
+        return None
+    package = EXTERNAL_OPTIMIZERS[name][0]
+    return None if importlib.util.find_spec(package) else package
+
+
+def is_schedule_free(optimizer: Optimizer) -> bool:
+    """Schedule-Free optimisers must be switched with ``.train()``/``.eval()`` around evaluation."""
+    return type(optimizer).__module__.startswith("schedulefree")
 
 
 def param_groups(model: nn.Module, l2: float) -> list[dict]:
@@ -41,4 +71,9 @@ def build_optimizer(
         return RMSprop(groups, lr=lr, alpha=0.9, eps=1e-7)
     if name == "adam":
         return Adam(groups, lr=lr, betas=(0.9, 0.999), eps=1e-7)
+    if name in EXTERNAL_OPTIMIZERS:
+        package, class_name = EXTERNAL_OPTIMIZERS[name]
+        if missing_package(name):
+            raise ValueError(f"optimizer {name!r} needs the package {package!r} (pip install {package})")
+        return getattr(importlib.import_module(package), class_name)(groups, lr=lr)
     raise ValueError(f"unknown optimizer {name!r}; expected one of {', '.join(OPTIMIZERS)}")

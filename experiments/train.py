@@ -33,7 +33,7 @@ from lipschitz_lr import AdaptiveLR
 from .config import ExperimentConfig
 from .data import DataSplits, TensorBatches, load_dataset
 from .models import build_model
-from .optimizers import build_optimizer
+from .optimizers import build_optimizer, is_schedule_free
 from .schedules import build_schedule, keras_decay_schedule
 
 logger = logging.getLogger(__name__)
@@ -249,6 +249,8 @@ class Trainer:
         from tqdm import tqdm
 
         self.model.train()
+        if is_schedule_free(self.optimizer):
+            self.optimizer.train()
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.long, device=self.device)
         seen = 0
@@ -294,6 +296,8 @@ class Trainer:
             lr = self._epoch_lr()
             record = self.adaptive.history[-1] if self.adaptive else None
             train_loss, train_acc = self.train_epoch(epoch)
+            if is_schedule_free(self.optimizer):
+                self.optimizer.eval()  # evaluate (and checkpoint) at the averaged weights
             test_loss, test_acc = evaluate(self.model, self.data.test_images, self.data.test_labels, self.options.amp)
             if self.adaptive is not None:
                 self.adaptive.step()

@@ -57,3 +57,8 @@ def test_ints_are_accepted_for_floats_and_files_by_path(tmp_path):
         load_config(path)
     with pytest.raises(ConfigError, match="no bundled config named 'nope'"):
         load_config("nope")
+
+
+def test_lipschitz_needs_a_core_optimizer():
+    with pytest.raises(ConfigError, match="optimizer='prodigy'"):
+        from_dict({**MINIMAL, "optimizer": "prodigy", "schedule": "lipschitz"})

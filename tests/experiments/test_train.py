@@ -1,4 +1,5 @@
 import json
+import math
 import os
 import signal
 import subprocess
@@ -134,3 +135,14 @@ def test_atomic_write_leaves_no_partial_file(tmp_path):
     atomic_write_bytes(target, b"old")
     atomic_write_bytes(target, b"new")
     assert target.read_bytes() == b"new" and sorted(p.name for p in tmp_path.iterdir()) == ["file.json"]
+
+
+@pytest.mark.parametrize("optimizer", ["dadapt_adam", "prodigy", "schedulefree_sgd"])
+def test_learning_rate_free_baselines_train(tmp_path, data_dir, optimizer):
+    path = tmp_path / "free.toml"
+    path.write_text(
+        f'dataset = "mnist"\nmodel = "mnist_cnn"\noptimizer = "{optimizer}"\nschedule = "constant"\nlr = 1.0\n'
+        "epochs = 2\nbatch_size = 128\ntrain_subset = 256\ntest_subset = 200\n"
+    )
+    history = run_experiment(load_config(path), RunOptions(out_dir=tmp_path / "run", data_dir=data_dir, progress=False))
+    assert len(history) == 2 and all(math.isfinite(row["train_loss"]) for row in history)
