@@ -149,3 +149,27 @@ def build_schedule(
     if spec.build is None:
         raise ValueError(f"schedule {name!r} is built by the training loop, not by build_schedule")
     return spec.build(optimizer, spec.resolve(args), steps_per_epoch, epochs, lr), spec.interval
+
+
+def schedule_trajectory(
+    name: str, args: dict[str, Any], epochs: int, steps_per_epoch: int, lr: float, momentum: float = 0.0
+) -> list[float]:
+    """The learning rate at the start of each epoch of a classic schedule, stepped as in training.
+
+    ``ReduceLROnPlateau`` is fed a constant loss (it plateaus from the start).
+    """
+    import torch
+
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([param], lr=lr, momentum=momentum)
+    scheduler, interval = build_schedule(name, optimizer, args, steps_per_epoch, epochs, lr)
+    values = []
+    for _ in range(epochs):
+        values.append(optimizer.param_groups[0]["lr"])
+        for _ in range(steps_per_epoch if interval == "step" else 1):
+            optimizer.step()
+            if isinstance(scheduler, sched.ReduceLROnPlateau):
+                scheduler.step(1.0)
+            else:
+                scheduler.step()
+    return values

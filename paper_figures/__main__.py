@@ -34,9 +34,7 @@ GRID_COLS = (("sgd", "SGD"), ("momentum", "Momentum"), ("rmsprop", "RMSprop"))
 
 def schedule_curves(lipschitz_lrs: list[float], steps_per_epoch: int = 100) -> dict[str, list[float]]:
     """Every classic schedule over the same epochs, starting from LipschitzLR's median learning rate."""
-    import torch
-
-    from experiments.schedules import SCHEDULES, build_schedule
+    from experiments.schedules import SCHEDULES, schedule_trajectory
 
     epochs = len(lipschitz_lrs)
     lr = sorted(lipschitz_lrs)[epochs // 2]
@@ -53,19 +51,7 @@ def schedule_curves(lipschitz_lrs: list[float], steps_per_epoch: int = 100) -> d
             "cyclic": {"step_size_up": 2 * steps_per_epoch},
             "inverse_time": {"decay": 1e-3},
         }.get(name, {})
-        param = torch.nn.Parameter(torch.zeros(1))
-        optimizer = torch.optim.SGD([param], lr=lr, momentum=0.9)
-        scheduler, interval = build_schedule(name, optimizer, args, steps_per_epoch, epochs, lr)
-        values = []
-        for _ in range(epochs):
-            values.append(optimizer.param_groups[0]["lr"])
-            for _ in range(steps_per_epoch if interval == "step" else 1):
-                optimizer.step()
-                if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                    scheduler.step(1.0)
-                else:
-                    scheduler.step()
-        curves[name] = values
+        curves[name] = schedule_trajectory(name, args, epochs, steps_per_epoch, lr, momentum=0.9)
     return curves
 
 

@@ -2,23 +2,17 @@ import pytest
 import torch
 
 from experiments.config import ConfigError
-from experiments.schedules import SCHEDULES, build_schedule, keras_decay_schedule
+from experiments.schedules import SCHEDULES, keras_decay_schedule, schedule_trajectory
 
 
 def lrs(name, args, epochs=10, steps_per_epoch=5, lr=0.1, optimizer="sgd"):
-    param = torch.nn.Parameter(torch.zeros(1))
-    opt = torch.optim.SGD([param], lr=lr, momentum=0.9) if optimizer == "momentum" else torch.optim.SGD([param], lr=lr)
-    scheduler, interval = build_schedule(name, opt, args, steps_per_epoch, epochs, lr)
-    values = []
-    steps = epochs * steps_per_epoch if interval == "step" else epochs
-    for _ in range(steps):
-        values.append(opt.param_groups[0]["lr"])
-        opt.step()
-        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            scheduler.step(1.0)
-        else:
-            scheduler.step()
-    return values, interval
+    """Per-epoch LRs for epoch schedules, per-step LRs for step schedules."""
+    interval = SCHEDULES[name].interval
+    if interval == "step":
+        return schedule_trajectory(name, args, epochs * steps_per_epoch, 1, lr), interval
+    return schedule_trajectory(
+        name, args, epochs, steps_per_epoch, lr, momentum=0.9 * (optimizer == "momentum")
+    ), interval
 
 
 def test_step_decay_every_epoch_value():
