@@ -15,6 +15,7 @@ import argparse
 import ast
 import json
 import logging
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -75,7 +76,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     out_dir = args.out or Path("runs") / config.name
     history = run_experiment(config, _options(args, out_dir, resume=args.resume))
     best = max(history, key=lambda r: r["test_acc"])
-    print(f"{config.name}: best test accuracy {best['test_acc']:.4f} at epoch {best['epoch']}; wrote {out_dir}")
+    if os.environ.get("RANK", "0") == "0":
+        print(f"{config.name}: best test accuracy {best['test_acc']:.4f} at epoch {best['epoch']}; wrote {out_dir}")
     return 0
 
 

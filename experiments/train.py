@@ -32,6 +32,7 @@ from lipschitz_lr import AdaptiveLR
 
 from .config import ExperimentConfig
 from .data import DataSplits, TensorBatches, load_dataset
+from .distributed import init_distributed
 from .models import build_model
 from .optimizers import build_optimizer, is_schedule_free
 from .schedules import build_schedule, keras_decay_schedule
@@ -139,10 +140,11 @@ class Trainer:
             raise ValueError(f"unknown amp {options.amp!r}; expected one of {', '.join(AMP_MODES)}")
         self.config = config
         self.options = options
-        self.device = resolve_device(options.device)
+        self.dist, device = init_distributed(options.device)
+        self.device = resolve_device(device)
         self.out_dir = Path(options.out_dir)
-        torch.manual_seed(config.seed)
-        self.generator = torch.Generator().manual_seed(config.seed)
+        torch.manual_seed(config.seed)  # the same initial weights on every rank
+        self.generator = torch.Generator().manual_seed(config.seed + 1000 * self.dist.rank)
         self.data = data or load_dataset(
             config.dataset,
             options.data_dir,
@@ -151,18 +153,24 @@ class Trainer:
             train_subset=config.train_subset,
             test_subset=config.test_subset,
         )
-        self.model = build_model(config.model, self.data.num_classes, keras_faithful=config.keras_faithful)
-        self.model.to(self.device)
+        self.net = build_model(config.model, self.data.num_classes, keras_faithful=config.keras_faithful)
+        self.net.to(self.device)
+        self.model: nn.Module = self.net
+        if self.dist.enabled:
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = nn.parallel.DistributedDataParallel(self.net, device_ids=device_ids)
+            torch.manual_seed(config.seed + 1000 * self.dist.rank)  # each rank its own dropout masks
+        train_images, train_labels = self.dist.shard(self.data.train_images), self.dist.shard(self.data.train_labels)
         self.train_loader = TensorBatches(
-            self.data.train_images,
-            self.data.train_labels,
+            train_images,
+            train_labels,
             config.batch_size,
             shuffle=True,
             augmentation=self.data.augmentation if config.augment else None,
             generator=self.generator,
         )
-        # The statistics pass sees the clean training set, in order, at the training batch size.
-        self.clean_loader = TensorBatches(self.data.train_images, self.data.train_labels, config.batch_size)
+        # The statistics pass sees the clean training set (this rank's shard), in order, at the training batch size.
+        self.clean_loader = TensorBatches(train_images, train_labels, config.batch_size)
         lipschitz = config.schedule == "lipschitz"
         self.optimizer = build_optimizer(config.optimizer, self.model, config.lr, l2=config.l2, ema_momentum=lipschitz)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=options.amp == "fp16")
@@ -193,7 +201,7 @@ class Trainer:
             )
         self.history: list[dict[str, Any]] = []
         self.start_epoch = 0
-        self.writer = self._tensorboard() if options.tensorboard else None
+        self.writer = self._tensorboard() if options.tensorboard and self.dist.is_main else None
 
     # ----------------------------------------------------------------- checkpoints
     @property
@@ -204,15 +212,14 @@ class Trainer:
         return {
             "epoch": epoch,
             "config": self.config.to_dict(),
-            "model": self.model.state_dict(),
+            "model": self.net.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "adaptive": self.adaptive.state_dict() if self.adaptive else None,
             "schedule": self.schedule.state_dict() if self.schedule is not None else None,
             "scaler": self.scaler.state_dict(),
             "history": self.history,
-            "rng_cpu": torch.get_rng_state(),
-            "rng_cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
-            "rng_data": self.generator.get_state(),
+            "lrs": [r.lr for r in self.adaptive.history] if self.adaptive else [],
+            **self._rng(),
         }
 
     def load(self, path: Path) -> None:
@@ -221,7 +228,7 @@ class Trainer:
         differing = sorted(k for k in saved if k != "epochs" and saved.get(k) != self.config.to_dict().get(k))
         if differing:
             raise ValueError(f"cannot resume {path}: the config differs in {', '.join(differing)}")
-        self.model.load_state_dict(state["model"])
+        self.net.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.adaptive is not None:
             self.adaptive.load_state_dict(state["adaptive"])
@@ -229,12 +236,35 @@ class Trainer:
             self.schedule.load_state_dict(state["schedule"])
         self.scaler.load_state_dict(state["scaler"])
         self.history = state["history"]
-        torch.set_rng_state(state["rng_cpu"].cpu())
-        if state["rng_cuda"] is not None and self.device.type == "cuda":
-            torch.cuda.set_rng_state_all([s.cpu() for s in state["rng_cuda"]])
-        self.generator.set_state(state["rng_data"].cpu())
+        rng = state if self.dist.is_main else torch.load(self._rank_path(), map_location="cpu", weights_only=False)
+        self._set_rng(rng)
         self.start_epoch = state["epoch"]
         logger.info("resumed %s after epoch %d", path, self.start_epoch)
+
+    def _rng(self) -> dict[str, Any]:
+        return {
+            "rng_cpu": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
+            "rng_data": self.generator.get_state(),
+        }
+
+    def _set_rng(self, state: dict[str, Any]) -> None:
+        torch.set_rng_state(state["rng_cpu"].cpu())
+        if state["rng_cuda"] is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng_cuda"].cpu(), self.device)
+        self.generator.set_state(state["rng_data"].cpu())
+
+    def _rank_path(self) -> Path:
+        return self.out_dir / f"rank{self.dist.rank}.pt"
+
+    def save(self, epoch: int) -> None:
+        """Rank 0 writes the checkpoint; under torchrun every other rank writes its RNG states and LRs."""
+        if self.dist.is_main:
+            atomic_torch_save(self.state(epoch), self.checkpoint_path)
+        elif self.dist.enabled:
+            lrs = [r.lr for r in self.adaptive.history] if self.adaptive else []
+            atomic_torch_save({**self._rng(), "epoch": epoch, "lrs": lrs}, self._rank_path())
+        self.dist.barrier()
 
     # ----------------------------------------------------------------- training
     def _tensorboard(self) -> Any:
@@ -282,7 +312,8 @@ class Trainer:
                     lr=f"{self.optimizer.param_groups[0]['lr']:.4g}",
                     K=f"{k:.4g}",
                 )
-        return float(loss_sum) / seen, float(correct) / seen
+        loss_total, correct_total, seen_total = self.dist.sum([float(loss_sum), float(correct), seen], self.device)
+        return loss_total / seen_total, correct_total / seen_total
 
     def run(self) -> list[dict[str, Any]]:
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -290,7 +321,8 @@ class Trainer:
             self.load(self.checkpoint_path)
         elif self.options.resume:
             logger.info("no checkpoint at %s; starting from scratch", self.checkpoint_path)
-        atomic_write_bytes(self.out_dir / "config.json", json.dumps(self.config.to_dict(), indent=1).encode())
+        if self.dist.is_main:
+            atomic_write_bytes(self.out_dir / "config.json", json.dumps(self.config.to_dict(), indent=1).encode())
         for epoch in range(self.start_epoch, self.config.epochs):
             started = time.perf_counter()
             lr = self._epoch_lr()
@@ -298,7 +330,7 @@ class Trainer:
             train_loss, train_acc = self.train_epoch(epoch)
             if is_schedule_free(self.optimizer):
                 self.optimizer.eval()  # evaluate (and checkpoint) at the averaged weights
-            test_loss, test_acc = evaluate(self.model, self.data.test_images, self.data.test_labels, self.options.amp)
+            test_loss, test_acc = evaluate(self.net, self.data.test_images, self.data.test_labels, self.options.amp)
             if self.adaptive is not None:
                 self.adaptive.step()
             elif self.schedule is not None and self.interval == "epoch":
@@ -319,14 +351,17 @@ class Trainer:
                 "seconds": time.perf_counter() - started,
             }
             self.history.append(row)
-            write_history(self.out_dir, self.history)
-            atomic_torch_save(self.state(epoch + 1), self.checkpoint_path)
-            self._log_epoch(row)
+            if self.dist.is_main:
+                write_history(self.out_dir, self.history)
+                self._log_epoch(row)
+            self.save(epoch + 1)
             if self.options.on_epoch_end is not None:
                 self.options.on_epoch_end(epoch + 1)
-        self._write_summary()
+        if self.dist.is_main:
+            self._write_summary()
         if self.writer is not None:
             self.writer.close()
+        self.dist.close()
         return self.history
 
     def _epoch_lr(self) -> float:
@@ -357,7 +392,8 @@ class Trainer:
             "final_test_acc": self.history[-1]["test_acc"],
             "epochs": len(self.history),
             "seconds": sum(r["seconds"] for r in self.history),
-            "device": f"{self.device.type}: {device_name or platform.machine()} ({torch.get_num_threads()} threads)",
+            "device": f"{self.device.type}: {device_name or platform.machine()} ({torch.get_num_threads()} threads)"
+            + (f" x {self.dist.world_size} ranks" if self.dist.enabled else ""),
             "torch": torch.__version__,
             "command": self.options.command,
             "config": self.config.to_dict(),

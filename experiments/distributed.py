@@ -1,0 +1,72 @@
+"""Running under ``torchrun``: process group, device, data shards and metric reduction.
+
+``torchrun --nproc_per_node=N -m experiments run CONFIG`` starts N ranks. Each rank keeps its shard
+of the training set (``images[rank::N]``) on its device, trains a DistributedDataParallel replica
+with the config's batch size **per rank** (so LipschitzLR's ``m`` is the per-rank batch and the
+global batch is ``N * m``), and AdaptiveLR all-reduces (MAX) its statistics so that every rank
+writes the same learning rate. Rank 0 writes histories and checkpoints; every rank saves its own
+RNG states so that a resumed run continues each rank's data order.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistContext:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    owns_group: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def shard(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor[self.rank :: self.world_size] if self.enabled else tensor
+
+    def sum(self, values: list[float], device: torch.device) -> list[float]:
+        """All-reduce (SUM) a few numbers; a no-op on one process."""
+        if not self.enabled:
+            return values
+        tensor = torch.tensor(values, dtype=torch.float64, device=device)
+        dist.all_reduce(tensor)
+        return tensor.tolist()
+
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()
+
+    def close(self) -> None:
+        if self.owns_group and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def init_distributed(device: str) -> tuple[DistContext, str]:
+    """Join the process group ``torchrun`` describes (if any); returns the context and the device to use.
+
+    NCCL with ``cuda:LOCAL_RANK`` when CUDA is asked for or available (``device`` auto/cuda), else gloo on CPU.
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return DistContext(), device
+    rank = int(os.environ["RANK"])
+    local_rank = int(os.environ.get("LOCAL_RANK", rank))
+    use_cuda = device != "cpu" and torch.cuda.is_available()
+    owns = not dist.is_initialized()
+    if owns:
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+        device = f"cuda:{local_rank}"
+    return DistContext(rank, world_size, local_rank, owns), ("cpu" if not use_cuda else device)

@@ -1,0 +1,53 @@
+"""``torchrun`` with two gloo ranks on CPU: identical, finite LRs on every rank; the checkpoint resumes."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = """
+dataset = "mnist"
+model = "mnist_cnn"
+optimizer = "momentum"
+schedule = "lipschitz"
+initial_lr = 0.05
+epochs = {epochs}
+batch_size = 64
+train_subset = 512
+test_subset = 200
+"""
+
+
+def torchrun(config, out, data_dir, *extra):
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+               "experiments", "run", str(config), "--out", str(out), "--data-dir", str(data_dir), "--device", "cpu",
+               "--no-progress", *extra]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_two_ranks_identical_lrs_and_resume(tmp_path, data_dir):
+    config = tmp_path / "ddp.toml"
+    config.write_text(CONFIG.format(epochs=2))
+    out = tmp_path / "run"
+    torchrun(config, out, data_dir)
+    rank0 = torch.load(out / "checkpoint.pt", weights_only=False)
+    rank1 = torch.load(out / "rank1.pt", weights_only=False)
+    assert len(rank0["lrs"]) == 3 and rank0["lrs"] == rank1["lrs"]
+    assert all(math.isfinite(lr) and lr > 0 for lr in rank0["lrs"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["device"].endswith("x 2 ranks")
+
+    first = json.loads((out / "history.json").read_text())
+    config.write_text(CONFIG.format(epochs=3))
+    torchrun(config, out, data_dir, "--resume")
+    resumed = json.loads((out / "history.json").read_text())
+    assert len(resumed) == 3 and resumed[:2] == first
+    rank0 = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert rank0["lrs"] == torch.load(out / "rank1.pt", weights_only=False)["lrs"] and len(rank0["lrs"]) == 4
