@@ -50,6 +50,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, help="datasets in torchvision's layout (default $LIPSCHITZ_LR_DATA)")
     parser.add_argument("--download", action="store_true", help="download missing datasets (needs internet)")
     parser.add_argument("--amp", default="off", choices=("off", "bf16", "fp16"), help="mixed precision")
+    parser.add_argument("--channels-last", action="store_true", help="channels_last memory format (faster on GPUs)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the training forward pass")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config key")
 
@@ -65,6 +67,8 @@ def _options(args: argparse.Namespace, out_dir: Path, resume: bool = False) -> A
         amp=args.amp,
         download=args.download,
         progress=not args.no_progress,
+        channels_last=args.channels_last,
+        compile=args.compile,
         command="lipschitz-lr " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
 

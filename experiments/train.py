@@ -66,6 +66,8 @@ class RunOptions:
     download: bool = False
     progress: bool = True
     tensorboard: bool = True
+    channels_last: bool = False
+    compile: bool = False
     command: str = field(default_factory=lambda: " ".join(sys.argv))
     # Test hook: called after each completed epoch with the epoch number (1-based).
     on_epoch_end: Callable[[int], None] | None = None
@@ -155,11 +157,16 @@ class Trainer:
         )
         self.net = build_model(config.model, self.data.num_classes, keras_faithful=config.keras_faithful)
         self.net.to(self.device)
+        if options.channels_last:
+            self.net.to(memory_format=torch.channels_last)
         self.model: nn.Module = self.net
         if self.dist.enabled:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             self.model = nn.parallel.DistributedDataParallel(self.net, device_ids=device_ids)
             torch.manual_seed(config.seed + 1000 * self.dist.rank)  # each rank its own dropout masks
+        if options.compile:
+            # Compiles the training forward; the statistics pass and evaluation use the module as is.
+            self.model = torch.compile(self.model)
         train_images, train_labels = self.dist.shard(self.data.train_images), self.dist.shard(self.data.train_labels)
         self.train_loader = TensorBatches(
             train_images,
@@ -293,6 +300,8 @@ class Trainer:
             dynamic_ncols=True,
         )
         for step, (x, y) in enumerate(bar):
+            if self.options.channels_last and x.dim() == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
             self.optimizer.zero_grad(set_to_none=True)
             with _autocast(self.device, self.options.amp):
                 logits = self.model(x)

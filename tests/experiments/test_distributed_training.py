@@ -24,9 +24,25 @@ test_subset = 200
 
 
 def torchrun(config, out, data_dir, *extra):
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
-               "experiments", "run", str(config), "--out", str(out), "--data-dir", str(data_dir), "--device", "cpu",
-               "--no-progress", *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "experiments",
+        "run",
+        str(config),
+        "--out",
+        str(out),
+        "--data-dir",
+        str(data_dir),
+        "--device",
+        "cpu",
+        "--no-progress",
+        *extra,
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -146,3 +146,23 @@ def test_learning_rate_free_baselines_train(tmp_path, data_dir, optimizer):
     )
     history = run_experiment(load_config(path), RunOptions(out_dir=tmp_path / "run", data_dir=data_dir, progress=False))
     assert len(history) == 2 and all(math.isfinite(row["train_loss"]) for row in history)
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_mixed_precision_and_channels_last(tmp_path, data_dir, amp):
+    """Autocast (GradScaler for fp16) with channels_last; the statistics stay float64 and finite."""
+    config = load_config(tiny_config(tmp_path, epochs=2, train_subset=256))
+    options = RunOptions(out_dir=tmp_path / amp, data_dir=data_dir, progress=False, amp=amp, channels_last=True)
+    trainer = Trainer(config, options)
+    history = trainer.run()
+    assert all(math.isfinite(row["train_loss"]) and row["k"] > 0 for row in history[1:])
+    assert trainer.scaler.is_enabled() == (amp == "fp16")
+
+
+@pytest.mark.slow
+def test_torch_compile_run(tmp_path, data_dir):
+    config = load_config(tiny_config(tmp_path, epochs=1, train_subset=256))
+    history = run_experiment(
+        config, RunOptions(out_dir=tmp_path / "c", data_dir=data_dir, progress=False, compile=True)
+    )
+    assert math.isfinite(history[0]["train_loss"])
