@@ -11,7 +11,6 @@ when found (``--data-dir`` or ``$LIPSCHITZ_LR_DATA``), otherwise random data of 
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 
@@ -20,6 +19,7 @@ import torch.nn.functional as F
 
 from experiments.data import TensorBatches, load_dataset
 from experiments.models import build_model
+from experiments.train import describe_device
 from lipschitz_lr import AdaptiveLR
 
 
@@ -83,10 +83,9 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     x, y, source = make_data(args.model, args.images, device, args.data_dir)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     print(
-        f"# {args.model}, {args.images} {source} images, batch {args.batch_size}, {device.type} ({name}, "
-        f"{torch.get_num_threads()} threads), torch {torch.__version__}, median of {args.epochs} epochs"
+        f"# {args.model}, {args.images} {source} images, batch {args.batch_size}, {describe_device(device)}, "
+        f"torch {torch.__version__}, median of {args.epochs} epochs"
     )
     time_epochs("constant", args, x, y, device)  # warm-up
     results = {

@@ -85,6 +85,19 @@ def resolve_device(device: str) -> torch.device:
     return resolved
 
 
+def describe_device(device: torch.device) -> str:
+    """A device in words: the GPU's name, or the CPU's model name and thread count."""
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"cpu: {name} ({torch.get_num_threads()} threads)"
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that a reader sees the old file or the new one, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -393,7 +406,6 @@ class Trainer:
 
     def _write_summary(self) -> None:
         best = max(self.history, key=lambda r: r["test_acc"])
-        device_name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else platform.processor()
         summary = {
             "name": self.config.name,
             "best_test_acc": best["test_acc"],
@@ -401,8 +413,7 @@ class Trainer:
             "final_test_acc": self.history[-1]["test_acc"],
             "epochs": len(self.history),
             "seconds": sum(r["seconds"] for r in self.history),
-            "device": f"{self.device.type}: {device_name or platform.machine()} ({torch.get_num_threads()} threads)"
-            + (f" x {self.dist.world_size} ranks" if self.dist.enabled else ""),
+            "device": describe_device(self.device) + (f" x {self.dist.world_size} ranks" if self.dist.enabled else ""),
             "torch": torch.__version__,
             "command": self.options.command,
             "config": self.config.to_dict(),
