@@ -308,7 +308,8 @@ class Trainer:
         bar = tqdm(
             self.train_loader,
             desc=f"{self.config.name} {epoch + 1}/{self.config.epochs}",
-            disable=not self.options.progress,
+            # None: tqdm turns itself off when stderr is not a terminal (logs, CI); rank 0 only
+            disable=None if self.options.progress and self.dist.is_main else True,
             leave=False,
             dynamic_ncols=True,
         )
@@ -328,12 +329,14 @@ class Trainer:
             correct += (logits.argmax(dim=1) == y).sum()
             seen += y.shape[0]
             if self.options.progress and (step % 10 == 0 or step == len(self.train_loader) - 1):
-                bar.set_postfix(
-                    loss=f"{float(loss_sum) / seen:.4f}",
-                    acc=f"{float(correct) / seen:.4f}",
-                    lr=f"{self.optimizer.param_groups[0]['lr']:.4g}",
-                    K=f"{k:.4g}",
-                )
+                postfix = {
+                    "loss": f"{float(loss_sum) / seen:.4f}",
+                    "acc": f"{float(correct) / seen:.4f}",
+                    "lr": f"{self.optimizer.param_groups[0]['lr']:.4g}",
+                }
+                if self.adaptive is not None:
+                    postfix["K"] = f"{k:.4g}"
+                bar.set_postfix(postfix)
         loss_total, correct_total, seen_total = self.dist.sum([float(loss_sum), float(correct), seen], self.device)
         return loss_total / seen_total, correct_total / seen_total
 

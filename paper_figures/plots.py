@@ -37,6 +37,9 @@ def _spans_orders_of_magnitude(values: Sequence[float], orders: float = 1.5) -> 
 
 
 def save(fig: plt.Figure, out_stem: Path, formats: Sequence[str] = ("png", "pdf")) -> list[Path]:
+    for ax in fig.axes:
+        if ax.get_xlabel() in ("epoch", "iteration"):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     out_stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [out_stem.with_suffix(f".{fmt}") for fmt in formats]
     for path in paths:
