@@ -238,7 +238,7 @@ class Trainer:
             "schedule": self.schedule.state_dict() if self.schedule is not None else None,
             "scaler": self.scaler.state_dict(),
             "history": self.history,
-            "lrs": [r.lr for r in self.adaptive.history] if self.adaptive else [],
+            "lrs": self.adaptive_lrs,
             **self._rng(),
         }
 
@@ -257,9 +257,18 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         self.history = state["history"]
         rng = state if self.dist.is_main else torch.load(self._rank_path(), map_location="cpu", weights_only=False)
+        if rng["epoch"] != state["epoch"]:
+            raise ValueError(
+                f"cannot resume: {self._rank_path()} is from epoch {rng['epoch']}, {path} from epoch {state['epoch']}"
+            )
         self._set_rng(rng)
         self.start_epoch = state["epoch"]
         logger.info("resumed %s after epoch %d", path, self.start_epoch)
+
+    @property
+    def adaptive_lrs(self) -> list[float]:
+        """The learning rates LipschitzLR wrote so far (epoch 0 first); empty for other schedules."""
+        return [record.lr for record in self.adaptive.history] if self.adaptive else []
 
     def _rng(self) -> dict[str, Any]:
         return {
@@ -282,8 +291,7 @@ class Trainer:
         if self.dist.is_main:
             atomic_torch_save(self.state(epoch), self.checkpoint_path)
         elif self.dist.enabled:
-            lrs = [r.lr for r in self.adaptive.history] if self.adaptive else []
-            atomic_torch_save({**self._rng(), "epoch": epoch, "lrs": lrs}, self._rank_path())
+            atomic_torch_save({**self._rng(), "epoch": epoch, "lrs": self.adaptive_lrs}, self._rank_path())
         self.dist.barrier()
 
     # ----------------------------------------------------------------- training
