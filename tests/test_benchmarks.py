@@ -24,3 +24,47 @@ def test_scheduler_overhead_prints_a_ratio_table(data_dir):
     rows = [line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| ") and "mode" not in line]
     assert rows == ["constant", "reference", "hook"]
     assert "| constant |" in out and "1.000 |" in out
+
+
+def test_throughput_prints_images_per_second():
+    command = [
+        sys.executable,
+        "benchmarks/throughput.py",
+        "--models",
+        "mnist_cnn",
+        "--device",
+        "cpu",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--batch-size",
+        "16",
+    ]
+    out = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True).stdout
+    row = next(line for line in out.splitlines() if line.startswith("| mnist_cnn"))
+    assert float(row.split("|")[2]) > 0
+
+
+def test_time_to_accuracy_reports_each_method(data_dir):
+    command = [
+        sys.executable,
+        "benchmarks/time_to_accuracy.py",
+        "--device",
+        "cpu",
+        "--data-dir",
+        str(data_dir),
+        "--train-subset",
+        "256",
+        "--max-epochs",
+        "1",
+        "--target",
+        "0.0",
+        "--seeds",
+        "0",
+        "--methods",
+        "lipschitz (momentum)",
+        "cosine",
+    ]
+    out = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert "| lipschitz (momentum) | 1/1 | 1.0 |" in out and "| cosine | 1/1 | 1.0 |" in out

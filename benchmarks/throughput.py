@@ -1,0 +1,95 @@
+"""Training throughput (images/s) and epoch time with the experiments' data path.
+
+Times full training steps (batched on-device augmentation, forward, backward, optimizer step) of
+each model on random data of its dataset's shape, after warm-up, and prints a table. The epoch time
+is for the dataset's full training set (60,000 MNIST or 50,000 CIFAR images) at that throughput.
+
+    python benchmarks/throughput.py --device cuda --amp bf16 --channels-last
+    python benchmarks/throughput.py --models mnist_cnn --steps 5          # a CPU smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from contextlib import nullcontext
+
+import torch
+import torch.nn.functional as F
+
+from experiments.data import AUGMENTATIONS, TensorBatches
+from experiments.models import build_model
+from experiments.train import describe_device
+
+SETUPS = {  # model -> (dataset, image shape, classes, training-set size)
+    "mnist_cnn": ("mnist", (1, 28, 28), 10, 60_000),
+    "resnet20_v1": ("cifar10", (3, 32, 32), 10, 50_000),
+    "resnet164_v2": ("cifar100", (3, 32, 32), 100, 50_000),
+    "densenet40": ("cifar10", (3, 32, 32), 10, 50_000),
+}
+
+
+def measure(name: str, args: argparse.Namespace, device: torch.device) -> tuple[float, float]:
+    dataset, shape, classes, train_size = SETUPS[name]
+    n = args.batch_size * (args.steps + args.warmup)
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand((n, *shape), generator=g).to(device)
+    labels = torch.randint(0, classes, (n,), generator=g).to(device)
+    loader = TensorBatches(images, labels, args.batch_size, shuffle=True, augmentation=AUGMENTATIONS[dataset])
+    model = build_model(name, classes).to(device)
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if args.compile:
+        model = torch.compile(model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    autocast = (
+        torch.autocast(device.type, dtype=torch.bfloat16 if args.amp == "bf16" else torch.float16)
+        if args.amp != "off"
+        else nullcontext()
+    )
+    model.train()
+    seen, start = 0, 0.0
+    for step, (x, y) in enumerate(loader):
+        if step == args.warmup:
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start, seen = time.perf_counter(), 0
+        if args.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        optimizer.zero_grad(set_to_none=True)
+        with autocast:
+            loss = F.cross_entropy(model(x).float(), y)
+        loss.backward()
+        optimizer.step()
+        seen += x.shape[0]
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    rate = seen / (time.perf_counter() - start)
+    return rate, train_size / rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", nargs="+", default=list(SETUPS), choices=list(SETUPS))
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=50, help="timed steps")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--amp", default="off", choices=("off", "bf16", "fp16"))
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--compile", action="store_true")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    print(
+        f"# {describe_device(device)}, torch {torch.__version__}, batch {args.batch_size}, amp {args.amp}, "
+        f"channels_last {args.channels_last}, compile {args.compile}, {args.steps} timed steps"
+    )
+    print("| model | images/s | epoch time (s) |")
+    print("|---|---|---|")
+    for name in args.models:
+        rate, epoch = measure(name, args, device)
+        print(f"| {name} | {rate:.0f} | {epoch:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
