@@ -55,8 +55,7 @@ class LipschitzStatistics:
         target_norm: largest Frobenius norm of a batch of targets (0 when none were seen).
         max_weight_norm: largest Frobenius norm of a single floating tensor of the model's state.
         batch_rows: largest number of rows in a batch of head inputs.
-        num_batches: how many batches were seen (summed over ranks after :func:`all_reduce_max`
-            is not done; it stays per rank).
+        num_batches: how many batches this process saw (:func:`all_reduce_max` leaves it per rank).
     """
 
     k_z: float
