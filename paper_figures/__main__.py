@@ -69,9 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     histories = {name: read_history(path) for name, path in runs.items()}
 
     for name, history in histories.items():
-        written += plot_lr_views(history, args.out / "runs" / f"lr_{name}", f"{name}: learning rate", args.formats)
+        written += plot_lr_views(history, args.out / "per_run" / f"lr_{name}", f"{name}: learning rate", args.formats)
         written += plot_curves(
-            history, args.out / "runs" / f"curves_{name}", f"{name}: accuracy and loss", args.formats
+            history, args.out / "per_run" / f"curves_{name}", f"{name}: accuracy and loss", args.formats
         )
 
     panels = [

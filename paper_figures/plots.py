@@ -59,8 +59,10 @@ def plot_comparison(
     """Three panels: learning rate per epoch, test accuracy, train/test loss, one line per run."""
     fig, (ax_lr, ax_acc, ax_loss) = plt.subplots(1, 3, figsize=(15, 4.2), layout="constrained")
     all_lrs: list[float] = []
-    for label, history in runs.items():
-        colour = (colours or {}).get(label)
+    all_losses: list[float] = []
+    for index, (label, history) in enumerate(runs.items()):
+        colour = (colours or {}).get(label) or f"C{index % 10}"  # one colour per run in every panel
+        all_losses += [row[key] for row in history for key in ("train_loss", "test_loss")]
         epochs = [row["epoch"] for row in history]
         lrs = [row["lr"] for row in history]
         all_lrs += lrs
@@ -75,6 +77,8 @@ def plot_comparison(
         )
     if _spans_orders_of_magnitude(all_lrs):
         ax_lr.set_yscale("log")
+    if _spans_orders_of_magnitude([v for v in all_losses if v == v], orders=2):  # v == v drops NaN
+        ax_loss.set_yscale("log")
     ax_lr.set(xlabel="epoch", ylabel="learning rate", title="Learning rate")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss")

@@ -56,10 +56,10 @@ def test_every_figure_is_written_from_a_small_history_folder(tmp_path, runs, cap
     out = tmp_path / "figures"
     assert main(["--runs", str(runs), "--out", str(out), "--classical", str(tmp_path / "classical.json")]) == 0
     expected = [
-        "runs/lr_mnist_momentum",
-        "runs/curves_mnist_momentum",
-        "runs/lr_c100_resnet164v2_sgd",
-        "runs/curves_mnist_momentum_baseline",
+        "per_run/lr_mnist_momentum",
+        "per_run/curves_mnist_momentum",
+        "per_run/lr_c100_resnet164v2_sgd",
+        "per_run/curves_mnist_momentum_baseline",
         "lr_grid_3x3",
         "mnist",
         "mnist_lipschitz",
