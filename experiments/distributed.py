@@ -49,6 +49,7 @@ class DistContext:
 
     def close(self) -> None:
         if self.owns_group and dist.is_initialized():
+            dist.barrier()  # no rank tears the group down while another still talks to it
             dist.destroy_process_group()
 
 

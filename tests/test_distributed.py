@@ -43,6 +43,7 @@ def worker(rank, store_path, out_dir, statistics):
             sched.step()
         with open(f"{out_dir}/rank{rank}.json", "w") as f:
             json.dump({"history": [r.lr for r in sched.history], "k_z": [r.k_z for r in sched.history]}, f)
+        dist.barrier()  # no rank tears gloo down while another still talks to it
     finally:
         dist.destroy_process_group()
 
