@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import argparse
 import time
-from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
 
 from experiments.data import AUGMENTATIONS, TensorBatches
 from experiments.models import build_model
-from experiments.train import describe_device
+from experiments.train import autocast, describe_device
 
 SETUPS = {  # model -> (dataset, image shape, classes, training-set size)
     "mnist_cnn": ("mnist", (1, 28, 28), 10, 60_000),
@@ -42,11 +41,6 @@ def measure(name: str, args: argparse.Namespace, device: torch.device) -> tuple[
     if args.compile:
         model = torch.compile(model)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    autocast = (
-        torch.autocast(device.type, dtype=torch.bfloat16 if args.amp == "bf16" else torch.float16)
-        if args.amp != "off"
-        else nullcontext()
-    )
     model.train()
     seen, start = 0, 0.0
     for step, (x, y) in enumerate(loader):
@@ -57,7 +51,7 @@ def measure(name: str, args: argparse.Namespace, device: torch.device) -> tuple[
         if args.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         optimizer.zero_grad(set_to_none=True)
-        with autocast:
+        with autocast(device, args.amp):
             loss = F.cross_entropy(model(x).float(), y)
         loss.backward()
         optimizer.step()

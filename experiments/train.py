@@ -124,7 +124,8 @@ def write_history(out_dir: Path, history: list[dict[str, Any]]) -> None:
     atomic_write_bytes(out_dir / "history.csv", text.getvalue().encode())
 
 
-def _autocast(device: torch.device, amp: str) -> Any:
+def autocast(device: torch.device, amp: str) -> Any:
+    """The autocast context for ``amp`` (``off``, ``bf16``, ``fp16``) on ``device``."""
     if amp == "off":
         return nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
@@ -138,7 +139,7 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, amp: 
     loss_sum = torch.zeros((), dtype=torch.float64, device=images.device)
     correct = torch.zeros((), dtype=torch.long, device=images.device)
     for x, y in TensorBatches(images, labels, 1000):
-        with _autocast(images.device, amp):
+        with autocast(images.device, amp):
             logits = model(x)
         loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()
         correct += (logits.argmax(dim=1) == y).sum()
@@ -325,7 +326,7 @@ class Trainer:
             if self.options.channels_last and x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
             self.optimizer.zero_grad(set_to_none=True)
-            with _autocast(self.device, self.options.amp):
+            with autocast(self.device, self.options.amp):
                 logits = self.model(x)
                 loss = F.cross_entropy(logits.float(), y)
             self.scaler.scale(loss).backward()
