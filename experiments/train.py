@@ -337,7 +337,8 @@ class Trainer:
             loss_sum += loss.detach().double() * y.shape[0]
             correct += (logits.argmax(dim=1) == y).sum()
             seen += y.shape[0]
-            if self.options.progress and (step % 10 == 0 or step == len(self.train_loader) - 1):
+            # The postfix reads device values (a sync): only when the bar is really shown.
+            if not bar.disable and (step % 10 == 0 or step == len(self.train_loader) - 1):
                 postfix = {
                     "loss": f"{float(loss_sum) / seen:.4f}",
                     "acc": f"{float(correct) / seen:.4f}",
