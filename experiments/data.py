@@ -26,11 +26,6 @@ from torch import Tensor
 DATA_ENV = "LIPSCHITZ_LR_DATA"
 DATASETS = ("mnist", "cifar10", "cifar100")
 _NUM_CLASSES = {"mnist": 10, "cifar10": 10, "cifar100": 100}
-_EXPECTED_FILES = {
-    "mnist": "MNIST/raw/train-images-idx3-ubyte (and the other three MNIST files)",
-    "cifar10": "cifar-10-batches-py/ (data_batch_1..5, test_batch, batches.meta)",
-    "cifar100": "cifar-100-python/ (train, test, meta)",
-}
 
 
 def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -183,9 +178,22 @@ def _read_cifar(folder: Path, files: list[str], label_key: bytes) -> tuple[Tenso
     return torch.cat(images), torch.cat(labels)
 
 
+def _expected_files(dataset: str) -> str:
+    if dataset == "mnist":
+        files = (
+            "train-images-idx3-ubyte",
+            "train-labels-idx1-ubyte",
+            "t10k-images-idx3-ubyte",
+            "t10k-labels-idx1-ubyte",
+        )
+        return f"MNIST/raw/ ({', '.join(files)})"
+    folder, train_files, test_files, _ = _CIFAR_LAYOUT[dataset]
+    return f"{folder}/ ({', '.join(train_files + test_files)})"
+
+
 def _missing(dataset: str, root: Path) -> FileNotFoundError:
     return FileNotFoundError(
-        f"{dataset} not found under {root.resolve()}: expected {_EXPECTED_FILES[dataset]} in "
+        f"{dataset} not found under {root.resolve()}: expected {_expected_files(dataset)} in "
         f"torchvision's format. Set --data-dir or ${DATA_ENV}, or pass --download when online."
     )
 
