@@ -71,23 +71,31 @@ def main() -> None:
         f"# MNIST CNN to {100 * args.target:.1f}% test accuracy, {describe_device(device)}, seeds {args.seeds}, "
         f"at most {args.max_epochs} epochs, baseline lr {args.lr}"
     )
-    print("| schedule | reached (seeds) | epochs (mean) | seconds (mean) |")
-    print("|---|---|---|---|")
+    rows = [
+        "| schedule | reached (seeds) | epochs (mean) | seconds (mean) | epochs per seed |",
+        "|---|---|---|---|---|",
+    ]
     for method in args.methods:
         config_name, overrides = METHODS[method]
-        epochs, seconds = [], []
+        epochs, seconds, per_seed = [], [], []
         for seed in args.seeds:
             changes = {"epochs": args.max_epochs, "seed": seed, "train_subset": args.train_subset, **overrides}
             if "baseline" in config_name:
                 changes["lr"] = args.lr
             config = load_config(config_name).replace(**changes)
             reached, spent = run_until(config, data, args.target, str(device))
+            # One line per run as it ends, so a long benchmark shows its progress (and partial results).
+            outcome = f"reached at epoch {reached}" if reached is not None else f"not reached in {args.max_epochs}"
+            print(f"# {method}, seed {seed}: {outcome} ({spent:.1f} s)", flush=True)
+            per_seed.append(str(reached) if reached is not None else "-")
             if reached is not None:
                 epochs.append(reached)
                 seconds.append(spent)
         mean_epochs = f"{statistics.mean(epochs):.1f}" if epochs else "-"
         mean_seconds = f"{statistics.mean(seconds):.1f}" if seconds else "-"
-        print(f"| {method} | {len(epochs)}/{len(args.seeds)} | {mean_epochs} | {mean_seconds} |")
+        reached_count = f"{len(epochs)}/{len(args.seeds)}"
+        rows.append(f"| {method} | {reached_count} | {mean_epochs} | {mean_seconds} | {', '.join(per_seed)} |")
+    print("\n".join(rows))
 
 
 if __name__ == "__main__":
