@@ -26,7 +26,8 @@ METHODS = {
     "lipschitz (momentum)": ("mnist_momentum", {}),
     "lipschitz (adam)": ("mnist_adam", {}),
     "constant": ("mnist_momentum_baseline", {}),
-    "step": ("mnist_momentum_baseline", {"schedule": "step", "schedule_args": {"step_size": 8, "gamma": 0.1}}),
+    # step_size is set from --max-epochs (a tenth of the lr every third of the budget) in main()
+    "step": ("mnist_momentum_baseline", {"schedule": "step", "schedule_args": {"gamma": 0.1}}),
     "cosine": ("mnist_momentum_baseline", {"schedule": "cosine"}),
     "onecycle": ("mnist_momentum_baseline", {"schedule": "onecycle"}),
 }
@@ -77,6 +78,9 @@ def main() -> None:
     ]
     for method in args.methods:
         config_name, overrides = METHODS[method]
+        if overrides.get("schedule") == "step":
+            step_size = max(1, args.max_epochs // 3)
+            overrides = {**overrides, "schedule_args": {**overrides["schedule_args"], "step_size": step_size}}
         epochs, seconds, per_seed = [], [], []
         for seed in args.seeds:
             changes = {"epochs": args.max_epochs, "seed": seed, "train_subset": args.train_subset, **overrides}
