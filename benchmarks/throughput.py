@@ -20,27 +20,29 @@ from experiments.data import AUGMENTATIONS, TensorBatches
 from experiments.models import build_model
 from experiments.train import autocast, describe_device
 
-SETUPS = {  # model -> (dataset, image shape, classes, training-set size)
-    "mnist_cnn": ("mnist", (1, 28, 28), 10, 60_000),
-    "resnet20_v1": ("cifar10", (3, 32, 32), 10, 50_000),
-    "resnet164_v2": ("cifar100", (3, 32, 32), 100, 50_000),
-    "densenet40": ("cifar10", (3, 32, 32), 10, 50_000),
+SETUPS = {  # model -> (dataset, image shape, classes, training-set size, the configs' batch size)
+    "mnist_cnn": ("mnist", (1, 28, 28), 10, 60_000, 256),
+    "resnet20_v1": ("cifar10", (3, 32, 32), 10, 50_000, 128),
+    "resnet164_v2": ("cifar100", (3, 32, 32), 100, 50_000, 128),
+    "densenet40": ("cifar10", (3, 32, 32), 10, 50_000, 128),
 }
 
 
 def measure(name: str, args: argparse.Namespace, device: torch.device) -> tuple[float, float]:
-    dataset, shape, classes, train_size = SETUPS[name]
-    n = args.batch_size * (args.steps + args.warmup)
+    dataset, shape, classes, train_size, config_batch_size = SETUPS[name]
+    batch_size = args.batch_size or config_batch_size
+    n = batch_size * (args.steps + args.warmup)
     g = torch.Generator().manual_seed(0)
     images = torch.rand((n, *shape), generator=g).to(device)
     labels = torch.randint(0, classes, (n,), generator=g).to(device)
-    loader = TensorBatches(images, labels, args.batch_size, shuffle=True, augmentation=AUGMENTATIONS[dataset])
+    loader = TensorBatches(images, labels, batch_size, shuffle=True, augmentation=AUGMENTATIONS[dataset])
     model = build_model(name, classes).to(device)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if args.compile:
         model = torch.compile(model)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    scaler = torch.amp.GradScaler(device.type, enabled=args.amp == "fp16")  # as the trainer does
     model.train()
     seen, start = 0, 0.0
     for step, (x, y) in enumerate(loader):
@@ -53,20 +55,21 @@ def measure(name: str, args: argparse.Namespace, device: torch.device) -> tuple[
         optimizer.zero_grad(set_to_none=True)
         with autocast(device, args.amp):
             loss = F.cross_entropy(model(x).float(), y)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         seen += x.shape[0]
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     rate = seen / (time.perf_counter() - start)
-    return rate, train_size / rate
+    return batch_size, rate, train_size / rate
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", nargs="+", default=list(SETUPS), choices=list(SETUPS))
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, help="default: the configs' (256 for MNIST, 128 for CIFAR)")
     parser.add_argument("--steps", type=int, default=50, help="timed steps")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--amp", default="off", choices=("off", "bf16", "fp16"))
@@ -75,14 +78,14 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     print(
-        f"# {describe_device(device)}, torch {torch.__version__}, batch {args.batch_size}, amp {args.amp}, "
+        f"# {describe_device(device)}, torch {torch.__version__}, amp {args.amp}, "
         f"channels_last {args.channels_last}, compile {args.compile}, {args.steps} timed steps"
     )
-    print("| model | images/s | epoch time (s) |")
-    print("|---|---|---|")
+    print("| model | batch | images/s | epoch time (s) |")
+    print("|---|---|---|---|")
     for name in args.models:
-        rate, epoch = measure(name, args, device)
-        print(f"| {name} | {rate:.0f} | {epoch:.2f} |")
+        batch_size, rate, epoch = measure(name, args, device)
+        print(f"| {name} | {batch_size} | {rate:.0f} | {epoch:.2f} |")
 
 
 if __name__ == "__main__":

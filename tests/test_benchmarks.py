@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -26,7 +28,8 @@ def test_scheduler_overhead_prints_a_ratio_table(data_dir):
     assert "| constant |" in out and "1.000 |" in out
 
 
-def test_throughput_prints_images_per_second():
+@pytest.mark.parametrize("precision", [[], ["--amp", "fp16", "--channels-last"]], ids=["fp32", "fp16"])
+def test_throughput_prints_images_per_second(precision):
     command = [
         sys.executable,
         "benchmarks/throughput.py",
@@ -40,10 +43,13 @@ def test_throughput_prints_images_per_second():
         "1",
         "--batch-size",
         "16",
+        *precision,
     ]
     out = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True).stdout
     row = next(line for line in out.splitlines() if line.startswith("| mnist_cnn"))
-    assert float(row.split("|")[2]) > 0
+    batch, images_per_second, epoch_seconds = (float(cell) for cell in row.split("|")[2:5])
+    assert batch == 16 and images_per_second > 0
+    assert epoch_seconds == pytest.approx(60_000 / images_per_second, rel=0.01)
 
 
 def test_time_to_accuracy_reports_each_method(data_dir):
