@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -42,9 +43,11 @@ def make_data(model_name: str, images: int, device: torch.device, data_dir: str 
     return torch.rand(shape, generator=g).to(device), torch.randint(0, 10, (images,), generator=g).to(device), "random"
 
 
-def time_epochs(
+def epoch_runner(
     mode: str, args: argparse.Namespace, x: torch.Tensor, y: torch.Tensor, device: torch.device
-) -> list[float]:
+) -> Callable[[], float]:
+    """A fresh model, optimizer and (for ``reference``/``hook``) AdaptiveLR; the callable trains one epoch
+    (with the scheduler's step) and returns its wall time."""
     torch.manual_seed(0)
     model = build_model(args.model, 10).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
@@ -56,8 +59,8 @@ def time_epochs(
         scheduler = AdaptiveLR(
             optimizer, model, clean, num_classes=10, variant="momentum", statistics=mode, initial_lr=0.01, max_lr=0.05
         )
-    times = []
-    for _ in range(args.epochs):
+
+    def run_epoch() -> float:
         synchronize(device)
         start = time.perf_counter()
         model.train()
@@ -68,8 +71,9 @@ def time_epochs(
         if scheduler is not None:
             scheduler.step()
         synchronize(device)
-        times.append(time.perf_counter() - start)
-    return times
+        return time.perf_counter() - start
+
+    return run_epoch
 
 
 def main() -> None:
@@ -85,12 +89,17 @@ def main() -> None:
     x, y, source = make_data(args.model, args.images, device, args.data_dir)
     print(
         f"# {args.model}, {args.images} {source} images, batch {args.batch_size}, {describe_device(device)}, "
-        f"torch {torch.__version__}, median of {args.epochs} epochs"
+        f"torch {torch.__version__}, median of {args.epochs} interleaved epochs per mode"
     )
-    time_epochs("constant", args, x, y, device)  # warm-up
-    results = {
-        mode: statistics.median(time_epochs(mode, args, x, y, device)) for mode in ("constant", "reference", "hook")
-    }
+    runners = {mode: epoch_runner(mode, args, x, y, device) for mode in ("constant", "reference", "hook")}
+    for run_epoch in runners.values():
+        run_epoch()  # warm-up (allocator, kernels, the hook's first registration)
+    # The modes take turns, epoch by epoch, so a drift in the machine's speed hits all three alike.
+    times: dict[str, list[float]] = {mode: [] for mode in runners}
+    for _ in range(args.epochs):
+        for mode, run_epoch in runners.items():
+            times[mode].append(run_epoch())
+    results = {mode: statistics.median(seconds) for mode, seconds in times.items()}
     print("| mode | epoch time (s) | ratio to constant LR |")
     print("|---|---|---|")
     for mode, seconds in results.items():

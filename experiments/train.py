@@ -95,7 +95,8 @@ def describe_device(device: torch.device) -> str:
             name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return f"cpu: {name} ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"cpu: {name} ({threads} thread{'' if threads == 1 else 's'})"
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
