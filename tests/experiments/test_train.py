@@ -11,7 +11,14 @@ import pytest
 import torch
 
 from experiments.config import bundled_configs, load_config
-from experiments.train import HISTORY_FIELDS, RunOptions, Trainer, atomic_write_bytes, run_experiment
+from experiments.train import (
+    HISTORY_FIELDS,
+    RunOptions,
+    Trainer,
+    atomic_write_bytes,
+    describe_device,
+    run_experiment,
+)
 from tests.conftest import write_tiny_cifar
 
 REPO = Path(__file__).resolve().parents[2]
@@ -166,3 +173,15 @@ def test_torch_compile_run(tmp_path, data_dir):
         config, RunOptions(out_dir=tmp_path / "c", data_dir=data_dir, progress=False, compile=True)
     )
     assert math.isfinite(history[0]["train_loss"])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_describe_device_names_the_cpu_and_its_thread_count(threads):
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        description = describe_device(torch.device("cpu"))
+    finally:
+        torch.set_num_threads(before)
+    assert description.startswith("cpu: ")
+    assert description.endswith(f"({threads} thread)" if threads == 1 else f"({threads} threads)")
