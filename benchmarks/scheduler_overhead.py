@@ -22,6 +22,7 @@ from experiments.data import TensorBatches, load_dataset
 from experiments.models import build_model
 from experiments.train import describe_device
 from lipschitz_lr import AdaptiveLR
+from lipschitz_lr.statistics import collect_statistics
 
 
 def synchronize(device: torch.device) -> None:
@@ -76,6 +77,18 @@ def epoch_runner(
     return run_epoch
 
 
+def time_statistics_pass(args: argparse.Namespace, x: torch.Tensor, y: torch.Tensor, device: torch.device) -> float:
+    """Wall time of :func:`collect_statistics` alone: the cost the reference mode adds to an epoch."""
+    torch.manual_seed(0)
+    model = build_model(args.model, 10).to(device)
+    clean = TensorBatches(x, y, args.batch_size)
+    synchronize(device)
+    start = time.perf_counter()
+    collect_statistics(model, clean)
+    synchronize(device)
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="mnist_cnn", choices=("mnist_cnn", "resnet20_v1"))
@@ -100,10 +113,15 @@ def main() -> None:
         for mode, run_epoch in runners.items():
             times[mode].append(run_epoch())
     results = {mode: statistics.median(seconds) for mode, seconds in times.items()}
+    pass_alone = statistics.median(time_statistics_pass(args, x, y, device) for _ in range(args.epochs))
     print("| mode | epoch time (s) | ratio to constant LR |")
     print("|---|---|---|")
     for mode, seconds in results.items():
         print(f"| {mode} | {seconds:.3f} | {seconds / results['constant']:.3f} |")
+    print(
+        f"# the reference statistics pass alone (one eval forward over the set): {pass_alone:.3f} s, "
+        f"{pass_alone / results['constant']:.3f} of a constant-LR epoch"
+    )
 
 
 if __name__ == "__main__":
