@@ -26,6 +26,7 @@ def test_scheduler_overhead_prints_a_ratio_table(data_dir):
     rows = [line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| ") and "mode" not in line]
     assert rows == ["constant", "reference", "hook"]
     assert "| constant |" in out and "1.000 |" in out
+    assert "# the reference statistics pass alone" in out
 
 
 @pytest.mark.parametrize("precision", [[], ["--amp", "fp16", "--channels-last"]], ids=["fp32", "fp16"])
