@@ -16,11 +16,10 @@ import time
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 
 from experiments.data import TensorBatches, load_dataset
 from experiments.models import build_model
-from experiments.train import describe_device
+from experiments.train import describe_device, train_step
 from lipschitz_lr import AdaptiveLR
 from lipschitz_lr.statistics import collect_statistics
 
@@ -54,6 +53,7 @@ def epoch_runner(
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     loader = TensorBatches(x, y, args.batch_size, shuffle=True, generator=torch.Generator().manual_seed(0))
     clean = TensorBatches(x, y, args.batch_size)
+    no_scaling = torch.amp.GradScaler(device.type, enabled=False)  # fp32, as the trainer without --amp
     scheduler = None
     if mode != "constant":
         # initial_lr and max_lr keep the timing runs numerically tame; they do not change the cost.
@@ -66,9 +66,7 @@ def epoch_runner(
         start = time.perf_counter()
         model.train()
         for xb, yb in loader:
-            optimizer.zero_grad(set_to_none=True)
-            F.cross_entropy(model(xb), yb).backward()
-            optimizer.step()
+            train_step(model, optimizer, no_scaling, xb, yb)
         if scheduler is not None:
             scheduler.step()
         synchronize(device)

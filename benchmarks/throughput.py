@@ -14,11 +14,10 @@ import argparse
 import time
 
 import torch
-import torch.nn.functional as F
 
 from experiments.data import AUGMENTATIONS, TensorBatches
 from experiments.models import build_model
-from experiments.train import autocast, describe_device
+from experiments.train import AMP_MODES, describe_device, train_step
 
 SETUPS = {  # model -> (dataset, image shape, classes, training-set size, the configs' batch size)
     "mnist_cnn": ("mnist", (1, 28, 28), 10, 60_000, 256),
@@ -51,14 +50,7 @@ def measure(name: str, args: argparse.Namespace, device: torch.device) -> tuple[
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             start, seen = time.perf_counter(), 0
-        if args.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        optimizer.zero_grad(set_to_none=True)
-        with autocast(device, args.amp):
-            loss = F.cross_entropy(model(x).float(), y)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        train_step(model, optimizer, scaler, x, y, args.amp, args.channels_last)
         seen += x.shape[0]
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -73,7 +65,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, help="default: the configs' (256 for MNIST, 128 for CIFAR)")
     parser.add_argument("--steps", type=int, default=50, help="timed steps")
     parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--amp", default="off", choices=("off", "bf16", "fp16"))
+    parser.add_argument("--amp", default="off", choices=AMP_MODES)
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--compile", action="store_true")
     args = parser.parse_args()

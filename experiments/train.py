@@ -132,6 +132,31 @@ def autocast(device: torch.device, amp: str) -> Any:
     return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
 
 
+def train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    amp: str = "off",
+    channels_last: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step of the experiments' training loop (cross-entropy); returns (loss, logits).
+
+    The benchmarks time this same step, so what they measure is what the trainer runs.
+    """
+    if channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    optimizer.zero_grad(set_to_none=True)
+    with autocast(x.device, amp):
+        logits = model(x)
+        loss = F.cross_entropy(logits.float(), y)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return loss, logits
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, amp: str = "off") -> tuple[float, float]:
     """Mean cross-entropy and accuracy over a split, in eval mode (previous mode restored)."""
@@ -324,15 +349,9 @@ class Trainer:
             dynamic_ncols=True,
         )
         for step, (x, y) in enumerate(bar):
-            if self.options.channels_last and x.dim() == 4:
-                x = x.contiguous(memory_format=torch.channels_last)
-            self.optimizer.zero_grad(set_to_none=True)
-            with autocast(self.device, self.options.amp):
-                logits = self.model(x)
-                loss = F.cross_entropy(logits.float(), y)
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
+            loss, logits = train_step(
+                self.model, self.optimizer, self.scaler, x, y, self.options.amp, self.options.channels_last
+            )
             if self.schedule is not None and self.interval == "step":
                 self.schedule.step()
             loss_sum += loss.detach().double() * y.shape[0]
