@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError, ExperimentConfig, bundled_configs, load_config
+from .train import AMP_MODES, RunOptions, run_experiment
 
 
 def _parse_override(text: str) -> tuple[str, Any]:
@@ -49,16 +50,14 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
     parser.add_argument("--data-dir", type=Path, help="datasets in torchvision's layout (default $LIPSCHITZ_LR_DATA)")
     parser.add_argument("--download", action="store_true", help="download missing datasets (needs internet)")
-    parser.add_argument("--amp", default="off", choices=("off", "bf16", "fp16"), help="mixed precision")
+    parser.add_argument("--amp", default="off", choices=AMP_MODES, help="mixed precision")
     parser.add_argument("--channels-last", action="store_true", help="channels_last memory format (faster on GPUs)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the training forward pass")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config key")
 
 
-def _options(args: argparse.Namespace, out_dir: Path, resume: bool = False) -> Any:
-    from .train import RunOptions
-
+def _options(args: argparse.Namespace, out_dir: Path, resume: bool = False) -> RunOptions:
     return RunOptions(
         out_dir=out_dir,
         data_dir=args.data_dir,
@@ -74,8 +73,6 @@ def _options(args: argparse.Namespace, out_dir: Path, resume: bool = False) -> A
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .train import run_experiment
-
     config = _apply_overrides(load_config(args.config), args)
     out_dir = args.out or Path("runs") / config.name
     history = run_experiment(config, _options(args, out_dir, resume=args.resume))
@@ -86,8 +83,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .train import run_experiment
-
     base = _apply_overrides(load_config(args.config), args)
     if base.schedule == "lipschitz":
         raise ConfigError("sweep tunes baselines: the config's schedule must not be 'lipschitz'")

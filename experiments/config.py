@@ -99,10 +99,6 @@ class ExperimentConfig:
             raise ConfigError(f"initial_lr must be > 0, got initial_lr={self.initial_lr!r}")
         SCHEDULES[self.schedule].check_args(self.schedule_args)
 
-    @property
-    def num_classes(self) -> int:
-        return 100 if self.dataset == "cifar100" else 10
-
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

@@ -271,8 +271,8 @@ class Trainer:
 
     def load(self, path: Path) -> None:
         state = torch.load(path, map_location=self.device, weights_only=False)
-        saved = state["config"]
-        differing = sorted(k for k in saved if k != "epochs" and saved.get(k) != self.config.to_dict().get(k))
+        saved, current = state["config"], self.config.to_dict()
+        differing = sorted(k for k in saved if k != "epochs" and saved.get(k) != current.get(k))
         if differing:
             raise ValueError(f"cannot resume {path}: the config differs in {', '.join(differing)}")
         self.net.load_state_dict(state["model"])
