@@ -22,6 +22,8 @@ from torch import nn
 from lipschitz_lr import AdaptiveLR
 from lipschitz_lr.bounds import linear_regression_bound, logistic_regression_bound, softmax_regression_bound
 
+from .data import DataSplits, TensorBatches, load_dataset
+
 logger = logging.getLogger(__name__)
 
 CHOICES = (
@@ -148,12 +150,9 @@ def linear(dataset: str, x_raw: np.ndarray, target: np.ndarray, epochs: int):
     return _compare("linear", dataset, loss, None, bound, w0, epochs, 1.01 * best)
 
 
-def mnist_softmax_seed_article(data_dir: str | Path | None, epochs: int = 50) -> list[dict[str, Any]]:
-    """Softmax regression on MNIST, batch 100, random-normal init: fixed 0.1, exponential decay
-    (x0.9 every 1000 steps) and LipschitzLR (AdaptiveLR on the one linear layer)."""
-    from .data import TensorBatches, load_dataset
-
-    data = load_dataset("mnist", data_dir)
+def mnist_softmax_seed_article(data: DataSplits, epochs: int = 50) -> list[dict[str, Any]]:
+    """Softmax regression on MNIST (``data``, from :func:`load_dataset`), batch 100, random-normal init:
+    fixed 0.1, exponential decay (x0.9 every 1000 steps) and LipschitzLR (AdaptiveLR on the one linear layer)."""
     x_train = data.train_images.flatten(1)
     x_test = data.test_images.flatten(1)
     rows = []
@@ -205,14 +204,12 @@ def run_all(out_dir: Path, data_dir: str | Path | None = None, mnist_epochs: int
     results += logistic("iris (classes 0, 1)", iris.data[two_classes], iris.target[two_classes], 1000, 0.69)
     results += softmax("iris", iris.data, iris.target, 200, 0.2)
     results += softmax("digits", digits.data, digits.target, 200, 0.2)
-    from .data import load_dataset
-
     mnist = load_dataset("mnist", data_dir)
     results += softmax(
         "MNIST", mnist.train_images.flatten(1).double().numpy(), mnist.train_labels.numpy(), 200, 0.2, standardise=True
     )
     results += linear("diabetes", diabetes.data, diabetes.target, 1000)
-    article = mnist_softmax_seed_article(data_dir, mnist_epochs)
+    article = mnist_softmax_seed_article(mnist, mnist_epochs)
     report = {"choices": list(CHOICES), "full_batch": [asdict(r) for r in results], "mnist_softmax_sgd": article}
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "classical.json").write_text(json.dumps(report, indent=1))

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from sklearn import datasets
 
-from experiments.classical import linear, logistic, markdown, softmax
+from experiments.classical import linear, logistic, markdown, mnist_softmax_seed_article, softmax
+from experiments.data import load_dataset
 
 
 def test_logistic_breast_cancer_uses_the_closed_form_l():
@@ -23,3 +24,14 @@ def test_softmax_and_linear_run_and_render():
     assert all(np.isfinite(r.final_loss) for r in rows)
     text = markdown({"full_batch": [r.__dict__ for r in rows], "mnist_softmax_sgd": [], "choices": ["c"]})
     assert "| softmax | iris | alpha=1/L |" in text and "| linear | diabetes |" in text
+
+
+def test_mnist_softmax_seed_article_rows(data_dir):
+    data = load_dataset("mnist", data_dir, train_subset=2000, test_subset=500)
+    rows = mnist_softmax_seed_article(data, epochs=1)
+    assert [r["schedule"] for r in rows] == ["fixed 0.1", "exponential decay", "LipschitzLR"]
+    fixed, decay, adaptive = rows
+    # 20 steps of batch 100: the x0.9 decay (every 1000 steps) has not started, so the two runs are one
+    assert fixed == {**decay, "schedule": "fixed 0.1"} and fixed["first_lr"] == 0.1
+    assert np.isfinite(adaptive["first_lr"]) and adaptive["first_lr"] > 0
+    assert all(0.0 <= r["test_accuracy"] <= 1.0 for r in rows)
