@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import statistics
 import tempfile
 from pathlib import Path
 
 from experiments.config import load_config
 from experiments.data import load_dataset
+from experiments.schedules import SCHEDULES, run_length_args
 from experiments.train import RunOptions, Trainer, describe_device, resolve_device
 
 # schedule -> (config, overrides)
@@ -26,8 +28,8 @@ METHODS = {
     "lipschitz (momentum)": ("mnist_momentum", {}),
     "lipschitz (adam)": ("mnist_adam", {}),
     "constant": ("mnist_momentum_baseline", {}),
-    # step_size is set from --max-epochs (a tenth of the lr every third of the budget) in main()
-    "step": ("mnist_momentum_baseline", {"schedule": "step", "schedule_args": {"gamma": 0.1}}),
+    # Classic schedules are fitted to --max-epochs in main() (run_length_args): step decay x0.1 every third.
+    "step": ("mnist_momentum_baseline", {"schedule": "step"}),
     "cosine": ("mnist_momentum_baseline", {"schedule": "cosine"}),
     "onecycle": ("mnist_momentum_baseline", {"schedule": "onecycle"}),
 }
@@ -78,15 +80,16 @@ def main() -> None:
     ]
     for method in args.methods:
         config_name, overrides = METHODS[method]
-        if overrides.get("schedule") == "step":
-            step_size = max(1, args.max_epochs // 3)
-            overrides = {**overrides, "schedule_args": {**overrides["schedule_args"], "step_size": step_size}}
         epochs, seconds, per_seed = [], [], []
         for seed in args.seeds:
             changes = {"epochs": args.max_epochs, "seed": seed, "train_subset": args.train_subset, **overrides}
             if "baseline" in config_name:
                 changes["lr"] = args.lr
             config = load_config(config_name).replace(**changes)
+            if SCHEDULES[config.schedule].build is not None:
+                steps_per_epoch = math.ceil(data.train_labels.shape[0] / config.batch_size)
+                fitted = run_length_args(config.schedule, args.max_epochs, steps_per_epoch)
+                config = config.replace(schedule_args={**fitted, **config.schedule_args})
             reached, spent = run_until(config, data, args.target, str(device))
             # One line per run as it ends, so a long benchmark shows its progress (and partial results).
             outcome = f"reached at epoch {reached}" if reached is not None else f"not reached in {args.max_epochs}"

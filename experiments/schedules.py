@@ -151,6 +151,23 @@ def build_schedule(
     return spec.build(optimizer, spec.resolve(args), steps_per_epoch, epochs, lr), spec.interval
 
 
+def run_length_args(name: str, epochs: int, steps_per_epoch: int) -> dict[str, Any]:
+    """``schedule_args`` that fit a classic schedule to a run of ``epochs`` epochs (the defaults are
+    for the paper's long CIFAR runs): step decay every third of the run, piecewise at 1/2 and 3/4,
+    restarts every quarter, warm-up over a fifth, exponential decay once per epoch, a cyclic half-period
+    of two epochs. Schedules not listed already span the run (cosine, polynomial, one-cycle) or take
+    no length (inverse_time, plateau): ``{}``.
+    """
+    return {
+        "step": {"step_size": max(1, epochs // 3)},
+        "piecewise": {"milestones": [epochs // 2, 3 * epochs // 4]},
+        "cosine_restarts": {"t_0": max(1, epochs // 4)},
+        "warmup": {"warmup_epochs": max(1, epochs // 5)},
+        "exponential": {"decay_steps": steps_per_epoch},
+        "cyclic": {"step_size_up": 2 * steps_per_epoch},
+    }.get(name, {})
+
+
 def schedule_trajectory(
     name: str, args: dict[str, Any], epochs: int, steps_per_epoch: int, lr: float, momentum: float = 0.0
 ) -> list[float]:

@@ -34,7 +34,7 @@ GRID_COLS = (("sgd", "SGD"), ("momentum", "Momentum"), ("rmsprop", "RMSprop"))
 
 def schedule_curves(lipschitz_lrs: list[float], steps_per_epoch: int = 100) -> dict[str, list[float]]:
     """Every classic schedule over the same epochs, starting from LipschitzLR's median learning rate."""
-    from experiments.schedules import SCHEDULES, schedule_trajectory
+    from experiments.schedules import SCHEDULES, run_length_args, schedule_trajectory
 
     epochs = len(lipschitz_lrs)
     lr = sorted(lipschitz_lrs)[epochs // 2]
@@ -42,15 +42,7 @@ def schedule_curves(lipschitz_lrs: list[float], steps_per_epoch: int = 100) -> d
     for name, spec in SCHEDULES.items():
         if spec.build is None:
             continue
-        args = {
-            "step": {"step_size": max(1, epochs // 3)},
-            "piecewise": {"milestones": [epochs // 2, 3 * epochs // 4]},
-            "cosine_restarts": {"t_0": max(1, epochs // 4)},
-            "warmup": {"warmup_epochs": max(1, epochs // 5)},
-            "exponential": {"decay_steps": steps_per_epoch},
-            "cyclic": {"step_size_up": 2 * steps_per_epoch},
-            "inverse_time": {"decay": 1e-3},
-        }.get(name, {})
+        args = run_length_args(name, epochs, steps_per_epoch)
         curves[name] = schedule_trajectory(name, args, epochs, steps_per_epoch, lr, momentum=0.9)
     return curves
 

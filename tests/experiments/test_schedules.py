@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from experiments.config import ConfigError
-from experiments.schedules import SCHEDULES, keras_decay_schedule, schedule_trajectory
+from experiments.schedules import SCHEDULES, keras_decay_schedule, run_length_args, schedule_trajectory
 
 
 def lrs(name, args, epochs=10, steps_per_epoch=5, lr=0.1, optimizer="sgd"):
@@ -59,3 +59,14 @@ def test_unknown_schedule_argument():
         ConfigError, match="unknown schedule_args key\\(s\\) gama; this schedule takes: step_size, gamma"
     ):
         SCHEDULES["step"].check_args({"gama": 0.1})
+
+
+def test_run_length_args_fit_a_short_run():
+    assert run_length_args("step", 10, 50) == {"step_size": 3}
+    values = schedule_trajectory("step", run_length_args("step", 10, 50), 10, 50, 0.02)
+    assert values == pytest.approx([0.02] * 3 + [0.002] * 3 + [0.0002] * 3 + [0.00002])
+    assert run_length_args("piecewise", 8, 50) == {"milestones": [4, 6]}
+    assert run_length_args("exponential", 8, 50) == {"decay_steps": 50}
+    assert run_length_args("cosine", 8, 50) == {} and run_length_args("onecycle", 8, 50) == {}
+    for name, spec in SCHEDULES.items():  # every key is one the schedule takes
+        spec.check_args(run_length_args(name, 8, 50))
