@@ -15,9 +15,10 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from lipschitz_lr.adaptive_lr import STATISTICS_SOURCES
+from lipschitz_lr.adaptive_lr import MOMENTUM_SEEDS, STATISTICS_SOURCES
 
 from .data import DATASETS
+from .losses import LOSSES
 from .models import MODELS
 from .optimizers import CORE_OPTIMIZERS, OPTIMIZERS, missing_package
 from .schedules import SCHEDULES
@@ -37,6 +38,11 @@ class ExperimentConfig:
     ``keras_decay``, the per-iteration decay ``lr / (1 + lambda t)`` of the authors' Keras
     optimizers (for the adaptive schedule and the fixed-LR baselines alike). ``l2`` is the model's
     real regularisation (Keras ``l2(c)`` on conv kernels: gradient ``2 c w``).
+
+    ``loss`` is ``keras_cross_entropy`` (the authors' Keras loss, probabilities clipped to
+    ``[1e-7, 1 - 1e-7]``; the reference) or ``cross_entropy`` (torch's, the clean choice).
+    ``momentum_seed`` says how AdaMo's ``K1`` is seeded from ``initial_lr`` (``"value"``: ``K1 = x``
+    as the authors' code; ``"reciprocal"``: ``K1 = 1/x``); see ``AdaptiveLR``.
     """
 
     name: str
@@ -53,8 +59,10 @@ class ExperimentConfig:
     l2: float = 0.0
     augment: bool = True
     keras_faithful: bool = True
+    loss: str = "keras_cross_entropy"
     statistics: str = "reference"
     initial_lr: float | None = None
+    momentum_seed: str = "value"
     bias_correction: bool = False
     seed: int = 0
     train_subset: int | None = None
@@ -71,6 +79,8 @@ class ExperimentConfig:
             "optimizer": tuple(OPTIMIZERS),
             "schedule": tuple(SCHEDULES),
             "statistics": STATISTICS_SOURCES,
+            "loss": tuple(LOSSES),
+            "momentum_seed": MOMENTUM_SEEDS,
         }
         for key, allowed in choices.items():
             value = getattr(self, key)

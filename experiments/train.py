@@ -33,6 +33,7 @@ from lipschitz_lr import AdaptiveLR
 from .config import ExperimentConfig
 from .data import DataSplits, TensorBatches, load_dataset
 from .distributed import init_distributed
+from .losses import LossFn, build_loss
 from .models import build_model
 from .optimizers import build_optimizer, is_schedule_free
 from .schedules import build_schedule, keras_decay_schedule
@@ -140,17 +141,19 @@ def train_step(
     y: torch.Tensor,
     amp: str = "off",
     channels_last: bool = False,
+    loss_fn: LossFn = F.cross_entropy,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimizer step of the experiments' training loop (cross-entropy); returns (loss, logits).
+    """One optimizer step of the experiments' training loop; returns (loss, logits).
 
-    The benchmarks time this same step, so what they measure is what the trainer runs.
+    ``loss_fn(logits, targets)`` is one of :data:`experiments.losses.LOSSES`. The benchmarks time
+    this same step, so what they measure is what the trainer runs.
     """
     if channels_last and x.dim() == 4:
         x = x.contiguous(memory_format=torch.channels_last)
     optimizer.zero_grad(set_to_none=True)
     with autocast(x.device, amp):
         logits = model(x)
-        loss = F.cross_entropy(logits.float(), y)
+        loss = loss_fn(logits.float(), y)
     scaler.scale(loss).backward()
     scaler.step(optimizer)
     scaler.update()
@@ -158,8 +161,10 @@ def train_step(
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, amp: str = "off") -> tuple[float, float]:
-    """Mean cross-entropy and accuracy over a split, in eval mode (previous mode restored)."""
+def evaluate(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, amp: str = "off", loss_fn: LossFn = F.cross_entropy
+) -> tuple[float, float]:
+    """Mean loss (``loss_fn``, the training loss) and accuracy over a split, in eval mode (previous mode restored)."""
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), dtype=torch.float64, device=images.device)
@@ -167,7 +172,7 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, amp: 
     for x, y in TensorBatches(images, labels, 1000):
         with autocast(images.device, amp):
             logits = model(x)
-        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()
+        loss_sum += loss_fn(logits.float(), y, reduction="sum").double()
         correct += (logits.argmax(dim=1) == y).sum()
     model.train(was_training)
     n = labels.shape[0]
@@ -196,6 +201,7 @@ class Trainer:
             test_subset=config.test_subset,
         )
         self.net = build_model(config.model, self.data.num_classes, keras_faithful=config.keras_faithful)
+        self.loss_fn = build_loss(config.loss)
         self.net.to(self.device)
         if options.channels_last:
             self.net.to(memory_format=torch.channels_last)
@@ -236,6 +242,7 @@ class Trainer:
                 statistics=config.statistics,
                 batch_size=config.batch_size,
                 initial_lr=config.initial_lr,
+                momentum_seed=config.momentum_seed,
                 keras_decay=config.keras_decay,
                 bias_correction=config.bias_correction,
             )
@@ -350,7 +357,7 @@ class Trainer:
         )
         for step, (x, y) in enumerate(bar):
             loss, logits = train_step(
-                self.model, self.optimizer, self.scaler, x, y, self.options.amp, self.options.channels_last
+                self.model, self.optimizer, self.scaler, x, y, self.options.amp, self.options.channels_last, self.loss_fn
             )
             if self.schedule is not None and self.interval == "step":
                 self.schedule.step()
@@ -385,7 +392,9 @@ class Trainer:
             train_loss, train_acc = self.train_epoch(epoch)
             if is_schedule_free(self.optimizer):
                 self.optimizer.eval()  # evaluate (and checkpoint) at the averaged weights
-            test_loss, test_acc = evaluate(self.net, self.data.test_images, self.data.test_labels, self.options.amp)
+            test_loss, test_acc = evaluate(
+                self.net, self.data.test_images, self.data.test_labels, self.options.amp, self.loss_fn
+            )
             if self.adaptive is not None:
                 self.adaptive.step()
             elif self.schedule is not None and self.interval == "epoch":

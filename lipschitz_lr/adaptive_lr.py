@@ -39,6 +39,8 @@ Variant = Literal["sgd", "momentum", "rmsprop", "adam"]
 StatisticsSource = Literal["reference", "hook"]
 VARIANTS: tuple[str, ...] = ("sgd", "momentum", "rmsprop", "adam")
 STATISTICS_SOURCES: tuple[str, ...] = ("reference", "hook")
+#: How ``initial_lr`` seeds AdaMo's ``K1``: ``"value"`` (``K1 = x``, the authors' code) or ``"reciprocal"`` (``1/x``).
+MOMENTUM_SEEDS: tuple[str, ...] = ("value", "reciprocal")
 
 
 @dataclass(frozen=True)
@@ -171,9 +173,13 @@ class AdaptiveLR(LRScheduler):
         head: the last linear layer; default the last ``nn.Linear`` of ``model``.
         batch_size: ``m``; default ``loader.batch_size``, else the largest batch seen.
         initial_lr: epoch-0 learning rate. ``None`` (default) computes it from the initial
-            weights. A value is used for epoch 0 as is; for ``"momentum"`` it also seeds
-            ``K1 = 1/initial_lr`` (the paper's ``x``); for ``"rmsprop"``/``"adam"`` the EMAs then
+            weights. A value is used for epoch 0 as is; for ``"momentum"`` it also seeds ``K1``
+            (the paper's ``x``, see ``momentum_seed``); for ``"rmsprop"``/``"adam"`` the EMAs then
             start at epoch 1.
+        momentum_seed: how ``initial_lr = x`` seeds AdaMo's ``K1`` (``variant="momentum"``).
+            ``"value"`` (default): ``K1 = x``, as the authors' code (``if epoch == 0: K1 = x;
+            return x``), so epoch 1 gets ``1/(beta1 x + (1-beta1) K)``. ``"reciprocal"``:
+            ``K1 = 1/x``, the seed consistent with ``lr = 1/K1``.
         beta1: EMA factor of ``K1`` (momentum, adam). Default 0.9.
         beta2: EMA factor of ``K2``; default 0.9 for rmsprop (Keras ``rho``), 0.999 for adam.
         eps: added to ``sqrt(K2)``. Default 1e-7 (Keras).
@@ -226,6 +232,7 @@ class AdaptiveLR(LRScheduler):
         head: nn.Module | str | None = None,
         batch_size: int | None = None,
         initial_lr: float | None = None,
+        momentum_seed: str = "value",
         beta1: float = 0.9,
         beta2: float | None = None,
         eps: float = 1e-7,
@@ -260,6 +267,8 @@ class AdaptiveLR(LRScheduler):
             )
         if loss == "mse" and statistics == "hook" and target_norm is None:
             raise ValueError("loss='mse' with statistics='hook' requires target_norm (forward hooks see no targets)")
+        if momentum_seed not in MOMENTUM_SEEDS:
+            raise ValueError(f"unknown momentum_seed {momentum_seed!r}; expected one of {', '.join(MOMENTUM_SEEDS)}")
         if bias_correction and variant not in ("rmsprop", "adam"):
             raise ValueError(f"bias_correction applies to variant 'rmsprop' or 'adam', got variant={variant!r}")
         if initial_lr is not None:
@@ -284,6 +293,7 @@ class AdaptiveLR(LRScheduler):
         self.num_classes = num_classes
         self.weight_decay = _finite_nonnegative("weight_decay", weight_decay)
         self.initial_lr = initial_lr
+        self.momentum_seed = momentum_seed
         self.beta1 = _beta("beta1", beta1)
         self.beta2 = _beta("beta2", beta2 if beta2 is not None else (0.9 if variant == "rmsprop" else 0.999))
         self.eps = _finite_nonnegative("eps", eps)
@@ -421,7 +431,7 @@ class AdaptiveLR(LRScheduler):
         """Advance the EMAs with this epoch's bounds and return the method's learning rate."""
         if epoch == 0 and self.initial_lr is not None:
             if self.variant == "momentum":
-                self._k1 = 1.0 / self.initial_lr
+                self._k1 = self.initial_lr if self.momentum_seed == "value" else 1.0 / self.initial_lr
             return self.initial_lr, "initial_lr"
         if not (math.isfinite(k) and math.isfinite(s) and math.isfinite(k_z)):
             return math.nan, ""
@@ -525,6 +535,7 @@ class AdaptiveLR(LRScheduler):
         "num_classes",
         "weight_decay",
         "initial_lr",
+        "momentum_seed",
         "beta1",
         "beta2",
         "eps",
