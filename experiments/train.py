@@ -357,7 +357,14 @@ class Trainer:
         )
         for step, (x, y) in enumerate(bar):
             loss, logits = train_step(
-                self.model, self.optimizer, self.scaler, x, y, self.options.amp, self.options.channels_last, self.loss_fn
+                self.model,
+                self.optimizer,
+                self.scaler,
+                x,
+                y,
+                self.options.amp,
+                self.options.channels_last,
+                self.loss_fn,
             )
             if self.schedule is not None and self.interval == "step":
                 self.schedule.step()

@@ -62,7 +62,9 @@ def numpy_statistics(model, data):
     return k_z, s, max_wt
 
 
-def numpy_lrs(stats, variant, m, lam, x=None, beta1=0.9, beta2=None, eps=1e-7, bias_correction=False):
+def numpy_lrs(
+    stats, variant, m, lam, x=None, beta1=0.9, beta2=None, eps=1e-7, bias_correction=False, momentum_seed="value"
+):
     beta2 = beta2 if beta2 is not None else (0.9 if variant == "rmsprop" else 0.999)
     c = (K_CLASSES - 1) / (K_CLASSES * m)
     k1 = k2 = 0.0
@@ -73,7 +75,7 @@ def numpy_lrs(stats, variant, m, lam, x=None, beta1=0.9, beta2=None, eps=1e-7, b
         big_s = c * c * s + 2 * lam * wt * c * k_z
         if epoch == 0 and x is not None:
             if variant == "momentum":
-                k1 = 1 / x
+                k1 = x if momentum_seed == "value" else 1 / x  # the authors' code: `K1 = x; return x`
             lrs.append(x)
             continue
         n += 1
@@ -98,6 +100,7 @@ def numpy_lrs(stats, variant, m, lam, x=None, beta1=0.9, beta2=None, eps=1e-7, b
         ("sgd", {"weight_decay": 1e-2}),
         ("momentum", {"weight_decay": 1e-3}),
         ("momentum", {"initial_lr": 0.5}),
+        ("momentum", {"initial_lr": 0.5, "momentum_seed": "reciprocal"}),
         ("rmsprop", {"weight_decay": 1e-3}),
         ("adam", {"weight_decay": 1e-4}),
         ("adam", {"bias_correction": True, "weight_decay": 1e-3}),
@@ -127,6 +130,7 @@ def test_library_matches_numpy_reference(variant, options, seed):
         lam=options.get("weight_decay", 0.0),
         x=options.get("initial_lr"),
         bias_correction=options.get("bias_correction", False),
+        momentum_seed=options.get("momentum_seed", "value"),
     )
     got = [record.method_lr for record in sched.history]
     np.testing.assert_allclose(got, expected, rtol=1e-6)
@@ -169,6 +173,35 @@ def test_momentum_mapping_to_torch_heavy_ball_and_unseeded_start():
     assert adam.param_groups[0]["lr"] == 0.5
     with pytest.raises(ValueError, match="momentum > 0, got momentum=0.0"):
         AdaptiveLR(torch.optim.SGD(model.parameters(), lr=0.1), model, data, num_classes=K_CLASSES, variant="momentum")
+
+
+def test_momentum_seed_value_is_the_authors_k1_equals_x():
+    """MNIST Momentum.ipynb: `if epoch == 0: K1 = 0.1; return 0.1`, then `K1 = 0.9 K1 + 0.1 K_`, `lr = 1/K1`."""
+    data = make_data()
+    lrs = {}
+    for seed in ("value", "reciprocal"):
+        model = make_model()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, dampening=0.9)
+        sched = AdaptiveLR(
+            opt, model, data, num_classes=K_CLASSES, variant="momentum", initial_lr=0.1, momentum_seed=seed
+        )
+        opt.step()  # no gradients: the weights stay, so epoch 1 sees the initial statistics
+        sched.step()
+        assert sched.state_dict()["momentum_seed"] == seed
+        lrs[seed] = [r.method_lr for r in sched.history]
+    big_k = 3 / 32 * numpy_statistics(make_model(), data)[0]
+    assert lrs["value"][0] == lrs["reciprocal"][0] == 0.1
+    assert lrs["value"][1] == pytest.approx(1 / (0.9 * 0.1 + 0.1 * big_k), rel=1e-6)
+    assert lrs["reciprocal"][1] == pytest.approx(1 / (0.9 / 0.1 + 0.1 * big_k), rel=1e-6)
+    with pytest.raises(ValueError, match="momentum_seed 'inverse'"):
+        AdaptiveLR(
+            torch.optim.SGD(make_model().parameters(), lr=0.1, momentum=0.9),
+            make_model(),
+            data,
+            num_classes=K_CLASSES,
+            variant="momentum",
+            momentum_seed="inverse",
+        )
 
 
 def test_sgd_variant_with_momentum_optimizer_warns():

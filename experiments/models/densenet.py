@@ -1,6 +1,16 @@
 """DenseNet-40 (k = 12) for CIFAR: 3 dense blocks of 12 BN-ReLU-Conv3x3 layers, no bottleneck or
 compression, 24 initial filters, no dropout; the penultimate activations are the 456 channels
-after the final BN-ReLU and global average pool."""
+after the final BN-ReLU and global average pool.
+
+The authors' DenseNet scripts (``CIFAR10/*/DenseNet/*/cif.py`` in yrahul3910/adaptive-lr-dnn)
+call ``densenet.DenseNet(img_dim, classes, depth=40, nb_dense_block=3, growth_rate=12,
+nb_filter=-1, dropout_rate=0.0, weights=None)`` from titu1994/DenseNet, which their repository
+does not include. We follow that file's 2018 layout: convs he_normal without bias, Keras ``l2``
+on the first conv and the transition convs only, BatchNormalization(epsilon=1.1e-5) with Keras'
+momentum 0.99, a glorot_uniform Dense head. An older version of the same file (he_uniform, l2 on
+every conv, on BN gamma/beta and on the head, BN epsilon 1e-3) differs; which one the authors
+ran cannot be read from their repository (see the README).
+"""
 
 from __future__ import annotations
 
@@ -9,11 +19,14 @@ from torch import Tensor, nn
 
 from .keras_init import batch_norm_kwargs, keras_initialize
 
+# titu1994/DenseNet's BatchNormalization(epsilon=1.1e-5).
+DENSENET_BN_EPS = 1.1e-5
+
 
 class DenseLayer(nn.Module):
     def __init__(self, in_channels: int, growth: int, keras_faithful: bool) -> None:
         super().__init__()
-        self.bn = nn.BatchNorm2d(in_channels, **batch_norm_kwargs(keras_faithful))
+        self.bn = nn.BatchNorm2d(in_channels, **batch_norm_kwargs(keras_faithful, DENSENET_BN_EPS))
         self.act = nn.ReLU(inplace=True)
         self.conv = nn.Conv2d(in_channels, growth, 3, padding=1, bias=False)
 
@@ -24,7 +37,7 @@ class DenseLayer(nn.Module):
 class Transition(nn.Module):
     def __init__(self, channels: int, keras_faithful: bool) -> None:
         super().__init__()
-        self.bn = nn.BatchNorm2d(channels, **batch_norm_kwargs(keras_faithful))
+        self.bn = nn.BatchNorm2d(channels, **batch_norm_kwargs(keras_faithful, DENSENET_BN_EPS))
         self.act = nn.ReLU(inplace=True)
         self.conv = nn.Conv2d(channels, channels, 1, bias=False)
         self.pool = nn.AvgPool2d(2)
@@ -56,7 +69,7 @@ class DenseNet(nn.Module):
                 layers.append(Transition(channels, keras_faithful))
         self.features = nn.Sequential(
             *layers,
-            nn.BatchNorm2d(channels, **batch_norm_kwargs(keras_faithful)),
+            nn.BatchNorm2d(channels, **batch_norm_kwargs(keras_faithful, DENSENET_BN_EPS)),
             nn.ReLU(inplace=True),
             nn.AdaptiveAvgPool2d(1),
             nn.Flatten(),

@@ -15,8 +15,9 @@ TORCH_BN = {"momentum": 0.1, "eps": 1e-5}
 _TRUNCATED_STD = 0.87962566103423978
 
 
-def batch_norm_kwargs(keras_faithful: bool) -> dict[str, float]:
-    return dict(KERAS_BN if keras_faithful else TORCH_BN)
+def batch_norm_kwargs(keras_faithful: bool, keras_eps: float = KERAS_BN["eps"]) -> dict[str, float]:
+    """BatchNorm arguments: Keras' defaults (or a model's own Keras ``epsilon``), else torch's."""
+    return {**KERAS_BN, "eps": keras_eps} if keras_faithful else dict(TORCH_BN)
 
 
 @torch.no_grad()

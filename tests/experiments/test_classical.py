@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 from sklearn import datasets
 
-from experiments.classical import linear, logistic, markdown, mnist_softmax_seed_article, softmax
+from experiments.classical import (
+    linear,
+    logistic,
+    markdown,
+    mnist_softmax_seed_article,
+    softmax,
+    train_test_split_70_30,
+)
 from experiments.data import load_dataset
 
 
@@ -24,6 +31,18 @@ def test_softmax_and_linear_run_and_render():
     assert all(np.isfinite(r.final_loss) for r in rows)
     text = markdown({"full_batch": [r.__dict__ for r in rows], "mnist_softmax_sgd": [], "choices": ["c"]})
     assert "| softmax | iris | alpha=1/L |" in text and "| linear | diabetes |" in text
+
+
+def test_multiclass_sets_split_70_30_with_standard_normal_weights():
+    """Softmax regression.ipynb: train_test_split(train_size=0.7), theta = np.random.randn(...)."""
+    iris = datasets.load_iris()
+    x_train, x_test, y_train, y_test = train_test_split_70_30(iris.data, iris.target)
+    assert (len(x_train), len(x_test)) == (105, 45)
+    fixed, adaptive = softmax("iris", x_train, y_train, epochs=5, threshold=0.2, held_out=(x_test, y_test))
+    with_intercept = np.hstack([x_train, np.ones((105, 1))])
+    assert adaptive.lipschitz == pytest.approx(2 / (3 * 105) * np.linalg.norm(with_intercept))  # L on the 70%
+    assert fixed.loss_curve[0] == adaptive.loss_curve[0] > 1.5  # std-1 weights; std 0.01 would start at log 3
+    assert all(round(a * 45, 6) == round(a * 45) for a in adaptive.accuracy_curve)  # on the 45 held-out rows
 
 
 def test_mnist_softmax_seed_article_rows(data_dir):

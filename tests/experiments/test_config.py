@@ -40,11 +40,22 @@ def test_table1_rows_have_faithful_and_clean_variants():
         ({**MINIMAL, "lr": -1.0}, "lr=-1.0"),
         ({**MINIMAL, "schedule": "cosine", "keras_decay": True}, "keras_decay"),
         ({"name": "x", "dataset": "mnist"}, "missing required config key(s): model"),
+        ({**MINIMAL, "loss": "mse"}, "loss='mse' is not one of keras_cross_entropy, cross_entropy"),
+        ({**MINIMAL, "momentum_seed": "inverse"}, "momentum_seed='inverse' is not one of value, reciprocal"),
     ],
 )
 def test_bad_configs_name_the_offending_key(raw, named):
     with pytest.raises(ConfigError, match=named.replace("(", r"\(").replace(")", r"\)")):
         from_dict(raw)
+
+
+def test_mnist_configs_are_the_authors_notebooks():
+    """MNIST.ipynb: no epoch-0 seed; MNIST Momentum.ipynb: `K1 = 0.1; return 0.1`; every script: Keras' loss."""
+    sgd, momentum, adam = (load_config(f"mnist_{v}") for v in ("sgd", "momentum", "adam"))
+    assert sgd.initial_lr is None and adam.initial_lr is None
+    assert (momentum.initial_lr, momentum.momentum_seed) == (0.1, "value")
+    assert {c.loss for c in (sgd, momentum, adam)} == {"keras_cross_entropy"}
+    assert all(load_config(name).loss == "keras_cross_entropy" for name in bundled_configs())
 
 
 def test_ints_are_accepted_for_floats_and_files_by_path(tmp_path):

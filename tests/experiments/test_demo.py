@@ -17,3 +17,4 @@ def test_demo_writes_histories_and_figure(tmp_path, data_dir, capsys):
         history = json.loads((out / config_name / "history.json").read_text())
         assert len(history) == 1 and history[0]["lr"] > 0
         assert label in printed
+    assert "needed no tuning" in printed and "wall time" in printed

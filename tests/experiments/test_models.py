@@ -56,6 +56,30 @@ def test_he_normal_matches_keras_truncated_normal():
     assert float(w.abs().max()) <= 2 * target / 0.87962566103423978 + 1e-6
 
 
+def test_mnist_cnn_initialisers_are_the_authors():
+    """MNIST/*.ipynb: every Conv2D has kernel_initializer='he_normal'; both Dense layers keep glorot_uniform."""
+    torch.manual_seed(0)
+    model = build_model("mnist_cnn", 10)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 5
+    for conv in convs:
+        fan_in = conv.in_channels * 9
+        assert float(conv.weight.std()) == pytest.approx(math.sqrt(2.0 / fan_in), rel=0.12)
+        assert float(conv.weight.abs().max()) <= 2 * math.sqrt(2.0 / fan_in) / 0.87962566103423978 + 1e-6
+    for dense in (m for m in model.modules() if isinstance(m, nn.Linear)):
+        limit = math.sqrt(6.0 / (dense.in_features + dense.out_features))
+        assert float(dense.weight.abs().max()) <= limit
+        assert float(dense.weight.abs().max()) > 0.9 * limit  # uniform, not a normal of that scale
+    assert all(float(m.bias.abs().max()) == 0 for m in [*convs, model.head])
+
+
+def test_densenet_batch_norm_epsilon_is_titu1994s():
+    bns = [m for m in build_model("densenet40", 10).modules() if isinstance(m, nn.BatchNorm2d)]
+    assert bns and all((bn.momentum, bn.eps) == (0.01, 1.1e-5) for bn in bns)
+    clean = [m for m in build_model("densenet40", 10, keras_faithful=False).modules() if isinstance(m, nn.BatchNorm2d)]
+    assert all((bn.momentum, bn.eps) == (0.1, 1e-5) for bn in clean)
+
+
 def test_densenet_l2_applies_to_first_and_transition_convs_only():
     model = build_model("densenet40", 10)
     regularized = model.l2_regularized_modules()
