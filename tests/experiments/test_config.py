@@ -58,6 +58,22 @@ def test_mnist_configs_are_the_authors_notebooks():
     assert all(load_config(name).loss == "keras_cross_entropy" for name in bundled_configs())
 
 
+@pytest.mark.parametrize(
+    ("name", "x"),
+    [
+        ("c10_resnet20_momentum", 1.0),  # CIFAR10/Momentum/ResNet/1e-3/cifar.py: K1 = 1.; return 1.
+        ("c10_resnet20_momentum_clean", 1.0),
+        ("c10_resnet20_momentum_wd1e-2", 0.1),  # CIFAR10/Momentum/ResNet/1e-2/cifar.py
+        ("c10_densenet40_momentum", 0.5),  # CIFAR10/Momentum/DenseNet/cif.py
+        ("c100_densenet40_momentum", 1.0),  # CIFAR100/Momentum/DenseNet/cif.py
+        ("c100_resnet164v2_momentum", 0.5),  # CIFAR100/Momentum/ResNet164/Adaptive/cifar100_rn.py
+    ],
+)
+def test_momentum_rows_seed_epoch_zero_as_the_authors_scripts(name, x):
+    config = load_config(name)
+    assert (config.initial_lr, config.momentum_seed) == (x, "value")
+
+
 def test_ints_are_accepted_for_floats_and_files_by_path(tmp_path):
     assert from_dict({**MINIMAL, "lr": 1}).lr == 1.0
     path = tmp_path / "mine.toml"
