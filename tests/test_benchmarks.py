@@ -1,5 +1,6 @@
 """The benchmark scripts run and print their tables (no timing is asserted: speed is read, not tested)."""
 
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -49,8 +50,11 @@ def test_throughput_prints_images_per_second(precision):
     out = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True).stdout
     row = next(line for line in out.splitlines() if line.startswith("| mnist_cnn"))
     batch, images_per_second, epoch_seconds = (float(cell) for cell in row.split("|")[2:5])
-    assert batch == 16 and images_per_second > 0
-    assert epoch_seconds == pytest.approx(60_000 / images_per_second, rel=0.01)
+    assert batch == 16 and images_per_second >= 0
+    # The table rounds images/s to a whole number and seconds to 0.01: the epoch time must lie in the
+    # interval those roundings allow, whatever the machine's speed (a 1% check failed at low rates).
+    slowest = math.inf if images_per_second <= 0.5 else 60_000 / (images_per_second - 0.5)
+    assert 60_000 / (images_per_second + 0.5) - 0.005 <= epoch_seconds <= slowest + 0.005
 
 
 def test_time_to_accuracy_reports_each_method(data_dir):
