@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
@@ -79,27 +81,180 @@ def _per_group(name: str, value: float | Sequence[float] | None, default: float,
                 f"{name} has {len(value)} values but the optimizer has {n_groups} param groups; "
                 f"give one value or a list of {n_groups}"
             )
-        values = [float(v) for v in value]
+        values = [_real(name, v) for v in value]
     else:
-        values = [float(value)] * n_groups
+        values = [_real(name, value)] * n_groups
     for v in values:
         if math.isnan(v) or v < 0:
             raise ValueError(f"requires non-negative {name}, got {name}={value!r}")
     return values
 
 
-def _finite_nonnegative(name: str, value: float) -> float:
-    value = float(value)
+def _real(name: str, value: Any) -> float:
+    """A plain float from a Python or numpy real (not a bool), or a ValueError naming the value."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"requires a real number for {name}, got {name}={value!r}")
+    return float(value)
+
+
+def _integer(name: str, value: Any, minimum: int) -> int:
+    """A plain int from a Python or numpy integer (or an integral float), at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not float(value).is_integer():
+        raise ValueError(f"requires an integer {name} >= {minimum}, got {name}={value!r}")
+    if int(value) < minimum:
+        raise ValueError(f"requires an integer {name} >= {minimum}, got {name}={value!r}")
+    return int(value)
+
+
+def _finite_nonnegative(name: str, value: Any) -> float:
+    value = _real(name, value)
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"requires a finite, non-negative {name}, got {name}={value!r}")
     return value
 
 
-def _beta(name: str, value: float) -> float:
-    value = float(value)
+def _beta(name: str, value: Any) -> float:
+    value = _real(name, value)
     if not 0.0 <= value < 1.0:
         raise ValueError(f"requires 0 <= {name} < 1, got {name}={value!r}")
     return value
+
+
+def _choice(name: str, value: Any, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; expected one of {', '.join(choices)}")
+    return str(value)
+
+
+#: The configuration an ``AdaptiveLR`` saves in its ``state_dict`` (constructor arguments, checked).
+_CONFIG_KEYS = (
+    "variant",
+    "loss",
+    "num_classes",
+    "weight_decay",
+    "initial_lr",
+    "momentum_seed",
+    "beta1",
+    "beta2",
+    "eps",
+    "bias_correction",
+    "keras_decay",
+    "batch_size",
+    "tau",
+    "num_outputs",
+    "average_outputs",
+    "mse_sign",
+    "target_norm",
+    "min_lrs",
+    "max_lrs",
+)
+
+
+def _checked_config(config: dict[str, Any], n_groups: int) -> dict[str, Any]:
+    """Validate an ``AdaptiveLR`` configuration (the constructor's arguments or a ``state_dict``'s) and
+    return it as plain Python values: a numpy scalar (``np.int64`` from a dataset's attributes, say)
+    becomes an ``int`` or ``float``, so checkpoints holding the state load with ``weights_only=True``."""
+    c = dict(config)
+    c["variant"] = _choice("variant", c["variant"], VARIANTS)
+    c["loss"] = _choice("loss", c["loss"], LOSSES)
+    c["momentum_seed"] = _choice("momentum_seed", c["momentum_seed"], MOMENTUM_SEEDS)
+    c["mse_sign"] = _choice("mse_sign", c["mse_sign"], ("plus", "minus"))
+    if c["loss"] == "cross_entropy" and c["num_classes"] is None:
+        raise ValueError("loss='cross_entropy' requires num_classes, got num_classes=None")
+    if c["num_classes"] is not None:
+        c["num_classes"] = _integer("num_classes", c["num_classes"], 2)
+    if c["bias_correction"] and c["variant"] not in ("rmsprop", "adam"):
+        raise ValueError(f"bias_correction applies to variant 'rmsprop' or 'adam', got variant={c['variant']!r}")
+    if c["initial_lr"] is not None:
+        c["initial_lr"] = _real("initial_lr", c["initial_lr"])
+        if not math.isfinite(c["initial_lr"]) or c["initial_lr"] <= 0:
+            raise ValueError(f"requires a finite, positive initial_lr, got initial_lr={c['initial_lr']!r}")
+    if c["batch_size"] is not None:
+        c["batch_size"] = _integer("batch_size", c["batch_size"], 1)
+    if c["target_norm"] is not None:
+        c["target_norm"] = _finite_nonnegative("target_norm", c["target_norm"])
+    if c["tau"] is not None:
+        c["tau"] = _real("tau", c["tau"])
+    c["weight_decay"] = _finite_nonnegative("weight_decay", c["weight_decay"])
+    c["beta1"] = _beta("beta1", c["beta1"])
+    c["beta2"] = _beta("beta2", c["beta2"])
+    c["eps"] = _finite_nonnegative("eps", c["eps"])
+    c["num_outputs"] = _integer("num_outputs", c["num_outputs"], 1)
+    for key in ("bias_correction", "keras_decay", "average_outputs"):
+        if not isinstance(c[key], (bool, np.bool_)):
+            raise ValueError(f"requires True or False for {key}, got {key}={c[key]!r}")
+        c[key] = bool(c[key])
+    c["min_lrs"] = _per_group("min_lr", c["min_lrs"], 0.0, n_groups)
+    c["max_lrs"] = _per_group("max_lr", c["max_lrs"], math.inf, n_groups)
+    for i, (low, high) in enumerate(zip(c["min_lrs"], c["max_lrs"], strict=True)):
+        if low > high:
+            raise ValueError(f"min_lr must not exceed max_lr, got min_lr={low!r} > max_lr={high!r} for group {i}")
+    # The loss arguments (tau for quantile, ...), checked now rather than at the first step.
+    loss_coefficient(
+        c["loss"],
+        c["batch_size"] or 1,
+        num_classes=c["num_classes"],
+        tau=c["tau"],
+        num_outputs=c["num_outputs"],
+        average_outputs=c["average_outputs"],
+        mse_sign=c["mse_sign"],
+    )
+    return c
+
+
+def _shuffles(loader: Any) -> bool:
+    """Whether a loader visits its data in a random order (a DataLoader's RandomSampler, a
+    shuffling DistributedSampler, or a loader with ``shuffle=True`` such as ``TensorBatches``)."""
+    sampler = getattr(loader, "sampler", None)
+    if isinstance(sampler, torch.utils.data.RandomSampler) or getattr(sampler, "shuffle", False) is True:
+        return True
+    return getattr(loader, "shuffle", False) is True
+
+
+#: The variant each torch optimizer family calls for (SGD: by its momentum).
+_OPTIMIZER_VARIANTS: tuple[tuple[type[Optimizer], str], ...] = (
+    (torch.optim.Adam, "adam"),
+    (torch.optim.AdamW, "adam"),
+    (torch.optim.RMSprop, "rmsprop"),
+)
+
+
+def _expected_variant(optimizer: Optimizer) -> str | None:
+    if isinstance(optimizer, torch.optim.SGD):
+        momentum = any(float(g.get("momentum", 0.0) or 0.0) > 0 for g in optimizer.param_groups)
+        return "momentum" if momentum else "sgd"
+    return next((variant for cls, variant in _OPTIMIZER_VARIANTS if isinstance(optimizer, cls)), None)
+
+
+def _checked_state(state: dict[str, Any], n_groups: int) -> dict[str, Any]:
+    """Validate the running state of a ``state_dict`` (everything but the configuration)."""
+
+    def rates(key: str, allow_empty: bool = False) -> list[float]:
+        values = state[key]
+        if not isinstance(values, (list, tuple)) or (len(values) != n_groups and not (allow_empty and not values)):
+            raise ValueError(f"state_dict[{key!r}] must be a list of {n_groups} learning rates, got {values!r}")
+        return [_finite_nonnegative(key, v) for v in values]
+
+    checked = {
+        "last_epoch": _integer("last_epoch", state["last_epoch"], 0),
+        "_step_count": _integer("_step_count", state["_step_count"], 0),
+        "base_lrs": rates("base_lrs"),
+        "_last_lr": rates("_last_lr"),
+        "_epoch_lrs": rates("_epoch_lrs", allow_empty=True),
+        "_k1": _finite_nonnegative("_k1", state["_k1"]),
+        "_k2": _finite_nonnegative("_k2", state["_k2"]),
+        "_num_updates": _integer("_num_updates", state["_num_updates"], 0),
+        "_iteration": _integer("_iteration", state["_iteration"], 0),
+    }
+    try:
+        checked["history"] = [EpochRecord(**record) for record in state["history"]]
+    except TypeError as error:
+        raise ValueError(f"state_dict['history'] must be a list of EpochRecord fields: {error}") from error
+    if len(checked["history"]) != checked["last_epoch"] + 1:
+        raise ValueError(
+            f"state_dict['history'] has {len(checked['history'])} records but last_epoch is {checked['last_epoch']}"
+        )
+    return checked
 
 
 def _infer_batch_size(loader: Any) -> int | None:
@@ -250,14 +405,8 @@ class AdaptiveLR(LRScheduler):
         unpack_batch: BatchUnpacker | None = None,
         last_epoch: int = -1,
     ) -> None:
-        if variant not in VARIANTS:
-            raise ValueError(f"unknown variant {variant!r}; expected one of {', '.join(VARIANTS)}")
-        if loss not in LOSSES:
-            raise ValueError(f"unknown loss {loss!r}; expected one of {', '.join(LOSSES)}")
         if statistics not in STATISTICS_SOURCES:
             raise ValueError(f"unknown statistics {statistics!r}; expected one of {', '.join(STATISTICS_SOURCES)}")
-        if loss == "cross_entropy" and num_classes is None:
-            raise ValueError("loss='cross_entropy' requires num_classes, got num_classes=None")
         if statistics == "reference" and loader is None:
             raise ValueError("statistics='reference' requires a loader of the training set, got loader=None")
         if statistics == "hook" and loader is None and initial_lr is None:
@@ -267,54 +416,34 @@ class AdaptiveLR(LRScheduler):
             )
         if loss == "mse" and statistics == "hook" and target_norm is None:
             raise ValueError("loss='mse' with statistics='hook' requires target_norm (forward hooks see no targets)")
-        if momentum_seed not in MOMENTUM_SEEDS:
-            raise ValueError(f"unknown momentum_seed {momentum_seed!r}; expected one of {', '.join(MOMENTUM_SEEDS)}")
-        if bias_correction and variant not in ("rmsprop", "adam"):
-            raise ValueError(f"bias_correction applies to variant 'rmsprop' or 'adam', got variant={variant!r}")
-        if initial_lr is not None:
-            initial_lr = float(initial_lr)
-            if not math.isfinite(initial_lr) or initial_lr <= 0:
-                raise ValueError(f"requires a finite, positive initial_lr, got initial_lr={initial_lr!r}")
-        if batch_size is not None and (isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1):
-            raise ValueError(f"requires a positive integer batch_size, got batch_size={batch_size!r}")
-        if target_norm is not None:
-            target_norm = _finite_nonnegative("target_norm", target_norm)
-
         n_groups = len(optimizer.param_groups)
-        self.min_lrs = _per_group("min_lr", min_lr, 0.0, n_groups)
-        self.max_lrs = _per_group("max_lr", max_lr, math.inf, n_groups)
-        for i, (low, high) in enumerate(zip(self.min_lrs, self.max_lrs, strict=True)):
-            if low > high:
-                raise ValueError(f"min_lr must not exceed max_lr, got min_lr={low!r} > max_lr={high!r} for group {i}")
-
-        # Configuration (plain values: saved in state_dict, like torch schedulers do).
-        self.variant = variant
-        self.loss = loss
-        self.num_classes = num_classes
-        self.weight_decay = _finite_nonnegative("weight_decay", weight_decay)
-        self.initial_lr = initial_lr
-        self.momentum_seed = momentum_seed
-        self.beta1 = _beta("beta1", beta1)
-        self.beta2 = _beta("beta2", beta2 if beta2 is not None else (0.9 if variant == "rmsprop" else 0.999))
-        self.eps = _finite_nonnegative("eps", eps)
-        self.bias_correction = bool(bias_correction)
-        self.keras_decay = bool(keras_decay)
-        self.batch_size = int(batch_size) if batch_size is not None else _infer_batch_size(loader)
-        self.tau = tau
-        self.num_outputs = num_outputs
-        self.average_outputs = average_outputs
-        self.mse_sign = mse_sign
-        self.target_norm = target_norm
-        # Check the loss arguments now rather than at the first step.
-        loss_coefficient(
-            loss,
-            self.batch_size or 1,
-            num_classes=num_classes,
-            tau=tau,
-            num_outputs=num_outputs,
-            average_outputs=average_outputs,
-            mse_sign=mse_sign,
+        config = _checked_config(
+            {
+                "variant": variant,
+                "loss": loss,
+                "num_classes": num_classes,
+                "weight_decay": weight_decay,
+                "initial_lr": initial_lr,
+                "momentum_seed": momentum_seed,
+                "beta1": beta1,
+                "beta2": beta2 if beta2 is not None else (0.9 if variant == "rmsprop" else 0.999),
+                "eps": eps,
+                "bias_correction": bias_correction,
+                "keras_decay": keras_decay,
+                "batch_size": batch_size if batch_size is not None else _infer_batch_size(loader),
+                "tau": tau,
+                "num_outputs": num_outputs,
+                "average_outputs": average_outputs,
+                "mse_sign": mse_sign,
+                "target_norm": target_norm,
+                "min_lrs": min_lr,
+                "max_lrs": max_lr,
+            },
+            n_groups,
         )
+        # Configuration (plain values: saved in state_dict, like torch schedulers do).
+        for key, value in config.items():
+            setattr(self, key, value)
 
         # State.
         self.history: list[EpochRecord] = []
@@ -335,12 +464,17 @@ class AdaptiveLR(LRScheduler):
         self._unpack_batch = unpack_batch or default_unpack_batch
         self._distributed = distributed
         self._momentum_factors = self._momentum_mapping(optimizer) if variant == "momentum" else [1.0] * n_groups
-        if variant == "sgd" and any(float(g.get("momentum", 0.0) or 0.0) > 0 for g in optimizer.param_groups):
+        self._check_head_outputs()
+        self._check_optimizer_family(optimizer)
+        if statistics == "reference" and _shuffles(loader):
             warnings.warn(
-                "variant='sgd' with an optimizer that uses momentum: the paper's SGD bound assumes "
-                "no momentum; use variant='momentum'",
+                f"the statistics loader ({type(loader).__name__}) shuffles: K_z is a maximum over its batches, so "
+                "it changes from epoch to epoch with the order; give AdaptiveLR an in-order loader of the clean "
+                "training set (shuffle=False, no augmentation) at the training batch size",
                 stacklevel=_user_stacklevel(),
             )
+        self._warned_batch_rows = False
+        self._hook_removed = False
         self._hook: HeadHook | None = HeadHook(self._head) if statistics == "hook" else None
         self._step_hook_handle = optimizer.register_step_pre_hook(self._before_optimizer_step)
         super().__init__(optimizer, last_epoch)
@@ -366,6 +500,39 @@ class AdaptiveLR(LRScheduler):
                 factors.append(1.0)
         return factors
 
+    def _check_head_outputs(self) -> None:
+        outputs = getattr(self._head, "out_features", None)
+        if self.loss == "cross_entropy" and isinstance(outputs, int) and outputs != self.num_classes:
+            raise ValueError(
+                f"num_classes={self.num_classes} but the head ({type(self._head).__name__}) has {outputs} outputs; "
+                "num_classes is k in the bound (k-1)/(k m) and must equal the number of logits"
+            )
+
+    def _check_optimizer_family(self, optimizer: Optimizer) -> None:
+        expected = _expected_variant(optimizer)
+        if expected is not None and expected != self.variant:
+            detail = " with momentum" if expected == "momentum" else ""
+            warnings.warn(
+                f"variant={self.variant!r} with {type(optimizer).__name__}{detail}: each variant's learning rate "
+                f"assumes its own optimizer (the paper's {self.variant!r} bound is not {type(optimizer).__name__}'s); "
+                f"use variant={expected!r}",
+                stacklevel=_user_stacklevel(),
+            )
+
+    def _check_batch_rows(self, stats: LipschitzStatistics, epoch: int) -> None:
+        """Warn (once) when the largest batch the statistics saw is not ``m`` rows."""
+        if self.batch_size is None or stats.batch_rows == self.batch_size or self._warned_batch_rows:
+            return
+        self._warned_batch_rows = True
+        warnings.warn(
+            f"AdaptiveLR epoch {epoch}: the largest batch that reached the head had {stats.batch_rows} rows, but "
+            f"batch_size (m) is {self.batch_size}. K_z is the norm of a whole batch and the bound divides by m, so "
+            "the learning rate is wrong unless the statistics batches have the training batch size; give a loader "
+            "with batch_size=m (or pass the batch_size the training loop uses)",
+            RuntimeWarning,
+            stacklevel=_user_stacklevel(),
+        )
+
     def _group_ratios(self) -> list[float]:
         base = [float(lr) for lr in self.base_lrs]
         largest = max(base)
@@ -382,6 +549,11 @@ class AdaptiveLR(LRScheduler):
 
     def _collect(self, epoch: int) -> LipschitzStatistics | None:
         distributed = self._is_distributed()
+        if self._hook_removed and epoch > 0:
+            raise RuntimeError(
+                "statistics='hook', but remove_hooks() detached the forward hook: this scheduler has no statistics "
+                "for this epoch (it would not silently switch to full reference passes); build a new AdaptiveLR"
+            )
         if self._hook is not None and epoch > 0:
             stats = self._hook.accumulator.result(max_weight_norm(self._model))
             self._hook.accumulator.reset()
@@ -405,11 +577,16 @@ class AdaptiveLR(LRScheduler):
                 "with statistics='hook', step() must follow an epoch of training forward passes; "
                 "otherwise the loader is empty"
             )
+        self._check_batch_rows(stats, epoch)
         return stats
 
     def _bounds(self, stats: LipschitzStatistics) -> tuple[float, float]:
-        """(K_*, S_*) of one epoch; NaN when a statistic is not finite (guarded by the caller)."""
+        """(K_*, S_*) of one epoch; NaN when a statistic is not finite or ``K_z`` is 0 (guarded by the caller:
+        with every head input zero, dead ReLUs say, only the weight term would remain and ``1/(lambda K_w)``
+        is no learning rate of the method)."""
         if not all(math.isfinite(v) for v in (stats.k_z, stats.s, stats.output_norm, stats.max_weight_norm)):
+            return math.nan, math.nan
+        if stats.k_z == 0:
             return math.nan, math.nan
         target_norm = self.target_norm if self.target_norm is not None else stats.target_norm
         c = loss_coefficient(
@@ -530,25 +707,7 @@ class AdaptiveLR(LRScheduler):
         return [lr * factor for lr in lrs]
 
     _STATE_KEYS = (
-        "variant",
-        "loss",
-        "num_classes",
-        "weight_decay",
-        "initial_lr",
-        "momentum_seed",
-        "beta1",
-        "beta2",
-        "eps",
-        "bias_correction",
-        "keras_decay",
-        "batch_size",
-        "tau",
-        "num_outputs",
-        "average_outputs",
-        "mse_sign",
-        "target_norm",
-        "min_lrs",
-        "max_lrs",
+        *_CONFIG_KEYS,
         "last_epoch",
         "_step_count",
         "base_lrs",
@@ -561,15 +720,29 @@ class AdaptiveLR(LRScheduler):
     )
 
     def state_dict(self) -> dict[str, Any]:
-        """Configuration and state as plain values: no model, loader, hooks or optimizer."""
+        """Configuration and state as plain values: no model, loader, hooks or optimizer.
+
+        In hook mode the statistics gathered so far in the current epoch are included, so a
+        checkpoint written mid-epoch resumes with them.
+        """
         state = {key: getattr(self, key) for key in self._STATE_KEYS}
         state["base_lrs"] = [float(lr) for lr in self.base_lrs]
         state["_last_lr"] = [float(lr) for lr in self._last_lr]
         state["history"] = [asdict(record) for record in self.history]
+        state["hook_statistics"] = self._hook.accumulator.state_dict() if self._hook is not None else None
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore a :meth:`state_dict`. The variant must match this instance's."""
+        """Restore a :meth:`state_dict`, check it, and write the restored learning rate into the optimizer.
+
+        The variant must match this instance's. Other configuration in the state (``num_classes``,
+        ``weight_decay``, ``batch_size``, ...) replaces this instance's, as torch schedulers do, with a
+        warning naming each value that changes. Every value is checked as the constructor checks it.
+        The restored learning rate is written into the optimizer's param groups, so the common resume
+        order (load the optimizer, build the scheduler, load the scheduler) trains the next epoch at
+        the saved rate rather than at the one computed at construction.
+        """
+        state_dict = {"momentum_seed": self.momentum_seed, "hook_statistics": None, **state_dict}
         missing = [key for key in (*self._STATE_KEYS, "history") if key not in state_dict]
         if missing:
             raise ValueError(f"not an AdaptiveLR state_dict: missing keys {missing}")
@@ -581,18 +754,35 @@ class AdaptiveLR(LRScheduler):
         n_groups = len(self.optimizer.param_groups)
         if len(state_dict["base_lrs"]) != n_groups:
             raise ValueError(f"state_dict has {len(state_dict['base_lrs'])} param groups, the optimizer has {n_groups}")
-        for key in self._STATE_KEYS:
-            setattr(self, key, state_dict[key])
-        self.history = [EpochRecord(**record) for record in state_dict["history"]]
+        config = _checked_config({key: state_dict[key] for key in _CONFIG_KEYS}, n_groups)
+        changed = [f"{k} {getattr(self, k)!r} -> {new!r}" for k, new in config.items() if getattr(self, k) != new]
+        if changed:
+            warnings.warn(
+                "AdaptiveLR.load_state_dict replaces this scheduler's configuration with the saved one: "
+                + "; ".join(changed),
+                stacklevel=_user_stacklevel(),
+            )
+        state = _checked_state(state_dict, n_groups)
+        for key, value in {**config, **state}.items():
+            setattr(self, key, value)
         self._ratios = self._group_ratios()
+        if state_dict["hook_statistics"] is not None and self._hook is not None:
+            self._hook.accumulator.load_state_dict(state_dict["hook_statistics"])
+        for group, lr in zip(self.optimizer.param_groups, self._last_lr, strict=True):
+            _set_lr(group, lr)
 
     # ------------------------------------------------------------------ extras
 
     def remove_hooks(self) -> None:
-        """Detach the forward hook (hook mode) and the optimizer step hook."""
+        """Detach the forward hook (hook mode) and the optimizer step hook.
+
+        In hook mode the scheduler then has no statistics: a later :meth:`step` raises instead of
+        silently switching to full reference passes.
+        """
         if self._hook is not None:
             self._hook.remove()
             self._hook = None
+            self._hook_removed = True
         self._step_hook_handle.remove()
 
     @property

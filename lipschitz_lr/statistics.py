@@ -201,8 +201,23 @@ class StatisticsAccumulator:
         rows = a.new_full((), float(a.shape[0]) if a.dim() > 0 else 1.0)
         values = torch.stack([k_z, s, out, y, rows])
         # NaN must win the maximum (torch.maximum propagates NaN), so a NaN batch is not hidden.
-        self._maxima = values if self._maxima is None else torch.maximum(self._maxima, values)
+        if self._maxima is None:
+            self._maxima = values
+        else:
+            self._maxima = torch.maximum(self._maxima.to(values.device), values)
         self.num_batches += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        """The running maxima as plain values (a checkpoint written mid-epoch in hook mode keeps them)."""
+        maxima = None if self._maxima is None else [float(v) for v in self._maxima.cpu()]
+        return {"maxima": maxima, "num_batches": self.num_batches}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        maxima = state.get("maxima")
+        if maxima is not None and (not isinstance(maxima, (list, tuple)) or len(maxima) != 5):
+            raise ValueError(f"hook statistics need 5 maxima (k_z, s, output, target, rows), got {maxima!r}")
+        self._maxima = None if maxima is None else torch.tensor([float(v) for v in maxima], dtype=torch.float64)
+        self.num_batches = int(state.get("num_batches", 0))
 
     def maxima(self) -> Tensor:
         """The five maxima as a float64 CPU tensor (zeros when nothing was seen)."""

@@ -445,3 +445,157 @@ def test_no_warnings_in_normal_use():
         sched = AdaptiveLR(opt, model, data, num_classes=K_CLASSES)
         train_epoch(model, opt, data)
         sched.step()
+
+
+# --------------------------------------------------------------------------- what the scheduler checks
+def test_batches_of_other_than_m_rows_warn_with_the_values():
+    model = make_model()
+    small = [(torch.randn(16, 6), torch.randint(0, K_CLASSES, (16,))) for _ in range(3)]
+    with pytest.warns(RuntimeWarning, match=r"had 16 rows, but batch_size \(m\) is 256"):
+        AdaptiveLR(torch.optim.SGD(model.parameters(), lr=0.1), model, small, num_classes=K_CLASSES, batch_size=256)
+
+
+def test_a_shuffling_statistics_loader_warns():
+    model = make_model()
+    dataset = torch.utils.data.TensorDataset(torch.randn(32, 6), torch.randint(0, K_CLASSES, (32,)))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=8, shuffle=True)
+    with pytest.warns(UserWarning, match="the statistics loader \\(DataLoader\\) shuffles"):
+        AdaptiveLR(torch.optim.SGD(model.parameters(), lr=0.1), model, loader, num_classes=K_CLASSES)
+
+
+def test_num_classes_must_match_the_heads_outputs():
+    model = make_model()
+    with pytest.raises(ValueError, match=r"num_classes=1000 but the head \(Linear\) has 4 outputs"):
+        AdaptiveLR(torch.optim.SGD(model.parameters(), lr=0.1), model, make_data(), num_classes=1000)
+
+
+def test_an_optimizer_of_another_family_than_the_variant_warns():
+    model = make_model()
+    with pytest.warns(UserWarning, match="variant='sgd' with Adam.*use variant='adam'"):
+        AdaptiveLR(torch.optim.Adam(model.parameters(), lr=0.1), model, make_data(), num_classes=K_CLASSES)
+
+
+def _trained(variant="momentum", epochs=2):
+    data = make_data()
+    model = make_model(seed=3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, dampening=0.9)
+    sched = AdaptiveLR(opt, model, data, num_classes=K_CLASSES, variant=variant, initial_lr=0.1)
+    for _ in range(epochs):
+        train_epoch(model, opt, data)
+        sched.step()
+    return data, model, opt, sched
+
+
+def test_load_state_dict_writes_the_restored_lr_in_the_common_resume_order():
+    data, model_a, opt_a, sched_a = _trained()
+    checkpoint = {"model": model_a.state_dict(), "opt": opt_a.state_dict(), "sched": sched_a.state_dict()}
+    model_b = make_model(seed=7)
+    model_b.load_state_dict(checkpoint["model"])
+    opt_b = torch.optim.SGD(model_b.parameters(), lr=0.1, momentum=0.9, dampening=0.9)
+    opt_b.load_state_dict(copy.deepcopy(checkpoint["opt"]))
+    sched_b = AdaptiveLR(opt_b, model_b, data, num_classes=K_CLASSES, variant="momentum", initial_lr=0.1)
+    assert opt_b.param_groups[0]["lr"] == 0.1  # construction wrote its own epoch-0 rate
+    sched_b.load_state_dict(checkpoint["sched"])
+    assert opt_b.param_groups[0]["lr"] == opt_a.param_groups[0]["lr"] == sched_a.history[-1].lr
+    assert sched_b.get_last_lr() == sched_a.get_last_lr()
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "named"),
+    [
+        ("weight_decay", -1.0, "weight_decay=-1.0"),
+        ("num_classes", "4", "num_classes='4'"),
+        ("batch_size", 0, "batch_size=0"),
+        ("beta1", 1.5, "beta1=1.5"),
+        ("_last_lr", [math.nan], "_last_lr=nan"),
+        ("_k1", -2.0, "_k1=-2.0"),
+        ("_epoch_lrs", [0.1, 0.2], r"state_dict\['_epoch_lrs'\] must be a list of 1"),
+        ("history", [{"epoch": 0}], "EpochRecord fields"),
+    ],
+)
+def test_load_state_dict_rejects_invalid_values_naming_them(key, value, named):
+    _, _, _, sched = _trained()
+    state = {**sched.state_dict(), key: value}
+    with pytest.raises(ValueError, match=named):
+        sched.load_state_dict(state)
+
+
+def test_load_state_dict_warns_about_each_replaced_setting():
+    _, _, _, sched = _trained()
+    state = {**sched.state_dict(), "weight_decay": 1e-3, "batch_size": 4}
+    with pytest.warns(UserWarning, match="weight_decay 0.0 -> 0.001; batch_size None -> 4"):
+        sched.load_state_dict(state)
+    assert (sched.weight_decay, sched.batch_size) == (1e-3, 4)
+
+
+def test_remove_hooks_in_hook_mode_then_step_raises():
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = AdaptiveLR(opt, model, make_data(), num_classes=K_CLASSES, statistics="hook")
+    sched.remove_hooks()
+    train_epoch(model, opt, make_data())
+    with pytest.raises(RuntimeError, match="remove_hooks\\(\\) detached the forward hook"):
+        sched.step()
+
+
+def test_zero_k_z_keeps_the_previous_lr_even_with_weight_decay():
+    model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, K_CLASSES))
+    with torch.no_grad():
+        model[0].weight.zero_()
+        model[0].bias.fill_(-1.0)  # every ReLU dead: the head's inputs are all zero
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.warns(RuntimeWarning, match="K_z=0.0"):
+        sched = AdaptiveLR(opt, model, make_data(), num_classes=K_CLASSES, weight_decay=1e-3)
+    assert sched.history[0].note == "guarded" and opt.param_groups[0]["lr"] == 0.1  # not 1/(lambda K_w)
+
+
+def test_hook_statistics_survive_a_mid_epoch_checkpoint():
+    data = make_data()
+
+    def fresh():
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(6, 12), nn.ReLU(), nn.Linear(12, K_CLASSES))
+        return model, torch.optim.SGD(model.parameters(), lr=0.1)
+
+    model, opt = fresh()
+    whole = AdaptiveLR(opt, model, data, num_classes=K_CLASSES, statistics="hook")
+    with torch.no_grad():
+        for x, _ in data:
+            model(x)
+    opt.step()
+    whole.step()
+
+    model, opt = fresh()
+    first = AdaptiveLR(opt, model, data, num_classes=K_CLASSES, statistics="hook")
+    with torch.no_grad():
+        for x, _ in data[:2]:
+            model(x)
+    state = first.state_dict()
+    json.dumps(state)  # plain values
+    first.remove_hooks()
+    resumed = AdaptiveLR(opt, model, data, num_classes=K_CLASSES, statistics="hook")
+    resumed.load_state_dict(state)
+    with torch.no_grad():
+        for x, _ in data[2:]:
+            model(x)
+    opt.step()
+    resumed.step()
+    assert resumed.history[1].k_z == whole.history[1].k_z and resumed.history[1].lr == whole.history[1].lr
+
+
+def test_numpy_scalars_are_stored_as_plain_values():
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = AdaptiveLR(
+        opt, model, make_data(), num_classes=np.int64(K_CLASSES), weight_decay=np.float64(1e-3), batch_size=np.int32(8)
+    )
+    assert type(sched.num_classes) is int and type(sched.batch_size) is int and type(sched.weight_decay) is float
+    quantile = AdaptiveLR(
+        torch.optim.SGD(model.parameters(), lr=0.1), model, make_data(), loss="quantile", tau=np.float32(0.9)
+    )
+    assert type(quantile.tau) is float
+    for state in (sched.state_dict(), quantile.state_dict()):
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        buffer.seek(0)
+        torch.load(buffer, weights_only=True)  # a numpy scalar in the state made this fail
