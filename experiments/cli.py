@@ -15,6 +15,7 @@ import argparse
 import ast
 import json
 import logging
+import math
 import os
 import shlex
 import sys
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError, ExperimentConfig, bundled_configs, load_config
+from .run_dir import RunDirError
 from .train import AMP_MODES, RunOptions, run_experiment
 
 
@@ -55,6 +57,9 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile the training forward pass")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config key")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace a run already in the output directory (default: refuse)"
+    )
 
 
 def _options(args: argparse.Namespace, out_dir: Path, resume: bool = False) -> RunOptions:
@@ -63,6 +68,7 @@ def _options(args: argparse.Namespace, out_dir: Path, resume: bool = False) -> R
         data_dir=args.data_dir,
         device=args.device,
         resume=resume,
+        overwrite=args.overwrite,
         amp=args.amp,
         download=args.download,
         progress=not args.no_progress,
@@ -72,10 +78,27 @@ def _options(args: argparse.Namespace, out_dir: Path, resume: bool = False) -> R
     )
 
 
+def _interrupted(out_dir: Path, command: list[str] | None) -> int:
+    """One line instead of a traceback after Ctrl-C: where the run is and how to continue it."""
+    if command is None:
+        print(f"lipschitz-lr: interrupted; the finished runs are in {out_dir}/", file=sys.stderr)
+        return 130
+    again = " ".join(shlex.quote(a) for a in command if a not in ("--resume", "--overwrite"))
+    print(
+        f"lipschitz-lr: interrupted; every finished epoch is saved in {out_dir}/: continue with "
+        f"`lipschitz-lr {again} --resume`",
+        file=sys.stderr,
+    )
+    return 130
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     config = _apply_overrides(load_config(args.config), args)
     out_dir = args.out or Path("runs") / config.name
-    history = run_experiment(config, _options(args, out_dir, resume=args.resume))
+    try:
+        history = run_experiment(config, _options(args, out_dir, resume=args.resume))
+    except KeyboardInterrupt:
+        return _interrupted(out_dir, args.argv)
     best = max(history, key=lambda r: r["test_acc"])
     if os.environ.get("RANK", "0") == "0":
         print(f"{config.name}: best test accuracy {best['test_acc']:.4f} at epoch {best['epoch']}; wrote {out_dir}")
@@ -87,6 +110,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if base.schedule == "lipschitz":
         raise ConfigError("sweep tunes baselines: the config's schedule must not be 'lipschitz'")
     decays = args.decay or [None]
+    for name, values in (("--lr", args.lr), ("--decay", args.decay or [])):
+        bad = [v for v in values if not (math.isfinite(v) and (v > 0 or (name == "--decay" and v == 0)))]
+        if bad:
+            raise ConfigError(f"{name} values must be finite and positive, got {bad}")
+        if len(set(values)) != len(values):
+            raise ConfigError(f"{name} lists a value twice ({values}); each run needs its own directory")
     root = args.out or Path("runs") / f"sweep_{base.name}"
     rows = []
     for lr in args.lr:
@@ -103,7 +132,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                     changes["schedule_args"] = {**base.schedule_args, key: decay}
                 label += f"_decay{decay:g}"
             config = base.replace(name=f"{base.name}_{label}", **changes)
-            history = run_experiment(config, _options(args, root / label))
+            try:
+                history = run_experiment(config, _options(args, root / label))
+            except KeyboardInterrupt:
+                return _interrupted(root, None)
             best = max(history, key=lambda r: r["test_acc"])
             rows.append({"lr": lr, "decay": decay, "best_test_acc": best["test_acc"], "best_epoch": best["epoch"]})
     rows.sort(key=lambda r: -r["best_test_acc"])
@@ -165,11 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     logging.getLogger("lipschitz_lr").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     try:
         return args.func(args)
-    except (ConfigError, FileNotFoundError, ValueError) as error:
+    except (ConfigError, RunDirError, OSError, ValueError) as error:
         if args.verbose:
             raise
         print(f"lipschitz-lr: error: {error}", file=sys.stderr)

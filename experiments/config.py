@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 import types
 import typing
@@ -90,8 +91,17 @@ class ExperimentConfig:
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be >= 1, got {key}={getattr(self, key)!r}")
         for key in ("lr", "weight_decay", "l2"):
-            if getattr(self, key) < 0:
-                raise ConfigError(f"{key} must be >= 0, got {key}={getattr(self, key)!r}")
+            value = getattr(self, key)
+            if not math.isfinite(value) or value < 0:
+                raise ConfigError(f"{key} must be a finite number >= 0, got {key}={value!r}")
+        if self.lr == 0:
+            raise ConfigError(
+                "lr must be > 0 (the initial learning rate; LipschitzLR keeps group ratios to it), got lr=0.0"
+            )
+        for key in ("train_subset", "test_subset"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise ConfigError(f"{key} must be >= 1 (leave it out for the whole split), got {key}={value!r}")
         if self.schedule == "lipschitz" and self.optimizer not in CORE_OPTIMIZERS:
             raise ConfigError(
                 f"schedule 'lipschitz' has variants for {', '.join(CORE_OPTIMIZERS)}, got optimizer={self.optimizer!r}"
@@ -105,8 +115,8 @@ class ExperimentConfig:
             raise ConfigError(
                 f"keras_decay applies to schedule 'lipschitz' or 'constant', got schedule={self.schedule!r}"
             )
-        if self.initial_lr is not None and self.initial_lr <= 0:
-            raise ConfigError(f"initial_lr must be > 0, got initial_lr={self.initial_lr!r}")
+        if self.initial_lr is not None and not (math.isfinite(self.initial_lr) and self.initial_lr > 0):
+            raise ConfigError(f"initial_lr must be finite and > 0, got initial_lr={self.initial_lr!r}")
         SCHEDULES[self.schedule].check_args(self.schedule_args)
 
     def to_dict(self) -> dict[str, Any]:

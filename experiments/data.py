@@ -171,10 +171,21 @@ def _read_cifar(folder: Path, files: list[str], label_key: bytes) -> tuple[Tenso
 
     images, labels = [], []
     for name in files:
-        with open(folder / name, "rb") as f:
-            batch = pickle.load(f, encoding="bytes")
-        images.append(torch.as_tensor(batch[b"data"], dtype=torch.uint8).reshape(-1, 3, 32, 32))
-        labels.append(torch.as_tensor(batch[label_key], dtype=torch.long))
+        path = folder / name
+        try:
+            with open(path, "rb") as f:
+                batch = pickle.load(f, encoding="bytes")
+            data, targets = batch[b"data"], batch[label_key]
+            image_tensor = torch.as_tensor(data, dtype=torch.uint8).reshape(-1, 3, 32, 32)
+        except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, RuntimeError) as error:
+            raise ValueError(
+                f"{path} is damaged or not a CIFAR batch (expected a pickled dict with b'data' of N x 3072 bytes and "
+                f"{label_key!r}): {type(error).__name__}: {error}"
+            ) from error
+        if len(targets) != image_tensor.shape[0]:
+            raise ValueError(f"{path} is damaged: {image_tensor.shape[0]} images but {len(targets)} labels")
+        images.append(image_tensor)
+        labels.append(torch.as_tensor(targets, dtype=torch.long))
     return torch.cat(images), torch.cat(labels)
 
 
@@ -198,10 +209,46 @@ def _missing(dataset: str, root: Path) -> FileNotFoundError:
     )
 
 
+# MNIST's idx files: name -> (magic number, number of dimensions after the count).
+_MNIST_IDX = {
+    "train-images-idx3-ubyte": (2051, 2),
+    "train-labels-idx1-ubyte": (2049, 0),
+    "t10k-images-idx3-ubyte": (2051, 2),
+    "t10k-labels-idx1-ubyte": (2049, 0),
+}
+
+
+def _check_mnist_files(raw: Path) -> None:
+    """Check each MNIST idx file that is present against its own header (a truncated or foreign file
+    gets an error naming it, instead of torchvision's "not found" or "offset must be non-negative")."""
+    for name, (magic, dims) in _MNIST_IDX.items():
+        path = raw / name
+        if not path.exists():
+            continue
+        size = path.stat().st_size
+        header_bytes = 4 * (2 + dims)
+        with open(path, "rb") as f:
+            header = f.read(header_bytes)
+        if len(header) < header_bytes or int.from_bytes(header[:4], "big") != magic:
+            raise ValueError(
+                f"{path} is not an MNIST idx file ({size} bytes; expected a header with magic number {magic}); "
+                "delete it and download MNIST again (--download when online)"
+            )
+        shape = [int.from_bytes(header[4 * i : 4 * i + 4], "big") for i in range(1, 2 + dims)]
+        expected = header_bytes + math.prod(shape)
+        if size != expected:
+            what = f"{shape[0]} images of {shape[1]}x{shape[2]}" if dims else f"{shape[0]} labels"
+            raise ValueError(
+                f"{path} is damaged: {size} bytes, but its header describes {what} ({expected} bytes); "
+                "delete it and download MNIST again (--download when online)"
+            )
+
+
 def _load_raw(dataset: str, root: Path, download: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     from torchvision import datasets
 
     if dataset == "mnist":
+        _check_mnist_files(root / "MNIST" / "raw")
         try:
             train = datasets.MNIST(root=str(root), train=True, download=download)
             test = datasets.MNIST(root=str(root), train=False, download=download)

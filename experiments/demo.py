@@ -48,8 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     runs = {}
     for config_name, label in RUNS:
         config = load_config(config_name).replace(epochs=args.epochs, train_subset=args.train_subset)
-        options = RunOptions(
-            out_dir=args.out / config_name, device=str(device), progress=not args.no_progress, tensorboard=False
+        options = RunOptions(  # the demo replaces its own previous output
+            out_dir=args.out / config_name,
+            device=str(device),
+            progress=not args.no_progress,
+            tensorboard=False,
+            overwrite=True,
         )
         runs[label] = Trainer(config, options, data=data).run()
     colours = dict(

@@ -4,7 +4,8 @@ Every epoch writes ``history.json``/``history.csv`` and ``checkpoint.pt`` atomic
 file, then ``os.replace``), so a killed run loses at most the epoch in flight and ``resume=True``
 continues it. On CPU with a fixed seed a resumed run ends with exactly the history of an
 uninterrupted one: the checkpoint carries the RNG states of dropout and of the data order and
-augmentation.
+augmentation. What a run directory may hold, what is refused and the lock are
+:mod:`experiments.run_dir`'s rules.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import io
 import json
 import logging
 import math
-import os
 import platform
 import sys
 import time
@@ -36,6 +36,7 @@ from .distributed import init_distributed
 from .losses import LossFn, build_loss
 from .models import build_model
 from .optimizers import build_optimizer, is_schedule_free
+from .run_dir import RunDirectory, atomic_torch_save, atomic_write_bytes
 from .schedules import build_schedule, keras_decay_schedule
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class RunOptions:
     data_dir: Path | None = None
     device: str = "auto"
     resume: bool = False
+    overwrite: bool = False
     amp: str = "off"
     download: bool = False
     progress: bool = True
@@ -98,23 +100,6 @@ def describe_device(device: torch.device) -> str:
         pass
     threads = torch.get_num_threads()
     return f"cpu: {name} ({threads} thread{'' if threads == 1 else 's'})"
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a reader sees the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
 
 
 def write_history(out_dir: Path, history: list[dict[str, Any]]) -> None:
@@ -190,6 +175,7 @@ class Trainer:
         self.dist, device = init_distributed(options.device)
         self.device = resolve_device(device)
         self.out_dir = Path(options.out_dir)
+        self.run_dir = RunDirectory(self.out_dir)
         torch.manual_seed(config.seed)  # the same initial weights on every rank
         self.generator = torch.Generator().manual_seed(config.seed + 1000 * self.dist.rank)
         self.data = data or load_dataset(
@@ -255,12 +241,12 @@ class Trainer:
             )
         self.history: list[dict[str, Any]] = []
         self.start_epoch = 0
-        self.writer = self._tensorboard() if options.tensorboard and self.dist.is_main else None
+        self.writer: Any = None  # TensorBoard, opened by run() once the run directory is checked
 
     # ----------------------------------------------------------------- checkpoints
     @property
     def checkpoint_path(self) -> Path:
-        return self.out_dir / "checkpoint.pt"
+        return self.run_dir.checkpoint
 
     def state(self, epoch: int) -> dict[str, Any]:
         return {
@@ -277,7 +263,7 @@ class Trainer:
         }
 
     def load(self, path: Path) -> None:
-        state = torch.load(path, map_location=self.device, weights_only=False)
+        state = self.run_dir.load(path, map_location=self.device)
         saved, current = state["config"], self.config.to_dict()
         differing = sorted(k for k in saved if k != "epochs" and saved.get(k) != current.get(k))
         if differing:
@@ -290,7 +276,7 @@ class Trainer:
             self.schedule.load_state_dict(state["schedule"])
         self.scaler.load_state_dict(state["scaler"])
         self.history = state["history"]
-        rng = state if self.dist.is_main else torch.load(self._rank_path(), map_location="cpu", weights_only=False)
+        rng = state if self.dist.is_main else self.run_dir.load(self._rank_path(), map_location="cpu")
         if rng["epoch"] != state["epoch"]:
             raise ValueError(
                 f"cannot resume: {self._rank_path()} is from epoch {rng['epoch']}, {path} from epoch {state['epoch']}"
@@ -318,7 +304,7 @@ class Trainer:
         self.generator.set_state(state["rng_data"].cpu())
 
     def _rank_path(self) -> Path:
-        return self.out_dir / f"rank{self.dist.rank}.pt"
+        return self.run_dir.rank_file(self.dist.rank)
 
     def save(self, epoch: int) -> None:
         """Rank 0 writes the checkpoint; under torchrun every other rank writes its RNG states and LRs."""
@@ -385,55 +371,71 @@ class Trainer:
         return loss_total / seen_total, correct_total / seen_total
 
     def run(self) -> list[dict[str, Any]]:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        if self.options.resume and self.checkpoint_path.exists():
-            self.load(self.checkpoint_path)
-        elif self.options.resume:
-            logger.info("no checkpoint at %s; starting from scratch", self.checkpoint_path)
+        """Train every remaining epoch. The run directory is checked first (see :mod:`experiments.run_dir`)
+        and locked while the run writes; the lock, TensorBoard and the process group are released
+        however the run ends (finished, an exception, Ctrl-C)."""
         if self.dist.is_main:
-            atomic_write_bytes(self.out_dir / "config.json", json.dumps(self.config.to_dict(), indent=1).encode())
-        for epoch in range(self.start_epoch, self.config.epochs):
-            started = time.perf_counter()
-            lr = self._epoch_lr()
-            record = self.adaptive.history[-1] if self.adaptive else None
-            train_loss, train_acc = self.train_epoch(epoch)
-            if is_schedule_free(self.optimizer):
-                self.optimizer.eval()  # evaluate (and checkpoint) at the averaged weights
-            test_loss, test_acc = evaluate(
-                self.net, self.data.test_images, self.data.test_labels, self.options.amp, self.loss_fn
-            )
-            if self.adaptive is not None:
-                self.adaptive.step()
-            elif self.schedule is not None and self.interval == "epoch":
-                if isinstance(self.schedule, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                    self.schedule.step(train_loss)
-                else:
-                    self.schedule.step()
-            row = {
-                "epoch": epoch + 1,
-                "lr": lr,
-                "k_z": record.k_z if record else None,
-                "max_weight_norm": record.max_weight_norm if record else None,
-                "k": record.k if record else None,
-                "train_loss": train_loss,
-                "train_acc": train_acc,
-                "test_loss": test_loss,
-                "test_acc": test_acc,
-                "seconds": time.perf_counter() - started,
-            }
-            self.history.append(row)
-            if self.dist.is_main:
-                write_history(self.out_dir, self.history)
-                self._log_epoch(row)
-            self.save(epoch + 1)
-            if self.options.on_epoch_end is not None:
-                self.options.on_epoch_end(epoch + 1)
-        if self.dist.is_main:
-            self._write_summary()
-        if self.writer is not None:
-            self.writer.close()
-        self.dist.close()
+            has_checkpoint = self.run_dir.prepare(resume=self.options.resume, overwrite=self.options.overwrite)
+            lock = self.run_dir.lock()
+        else:
+            has_checkpoint = self.options.resume and self.checkpoint_path.exists()
+            lock = nullcontext()
+        try:
+            with lock:
+                if has_checkpoint:
+                    self.load(self.checkpoint_path)
+                if self.options.tensorboard and self.dist.is_main:
+                    self.writer = self._tensorboard()
+                if self.dist.is_main:
+                    atomic_write_bytes(
+                        self.out_dir / "config.json", json.dumps(self.config.to_dict(), indent=1).encode()
+                    )
+                for epoch in range(self.start_epoch, self.config.epochs):
+                    self._run_epoch(epoch)
+                if self.dist.is_main:
+                    self._write_summary()
+        finally:
+            if self.writer is not None:
+                self.writer.close()
+            self.dist.close()
         return self.history
+
+    def _run_epoch(self, epoch: int) -> None:
+        started = time.perf_counter()
+        lr = self._epoch_lr()
+        record = self.adaptive.history[-1] if self.adaptive else None
+        train_loss, train_acc = self.train_epoch(epoch)
+        if is_schedule_free(self.optimizer):
+            self.optimizer.eval()  # evaluate (and checkpoint) at the averaged weights
+        test_loss, test_acc = evaluate(
+            self.net, self.data.test_images, self.data.test_labels, self.options.amp, self.loss_fn
+        )
+        if self.adaptive is not None:
+            self.adaptive.step()
+        elif self.schedule is not None and self.interval == "epoch":
+            if isinstance(self.schedule, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                self.schedule.step(train_loss)
+            else:
+                self.schedule.step()
+        row = {
+            "epoch": epoch + 1,
+            "lr": lr,
+            "k_z": record.k_z if record else None,
+            "max_weight_norm": record.max_weight_norm if record else None,
+            "k": record.k if record else None,
+            "train_loss": train_loss,
+            "train_acc": train_acc,
+            "test_loss": test_loss,
+            "test_acc": test_acc,
+            "seconds": time.perf_counter() - started,
+        }
+        self.history.append(row)
+        self.save(epoch + 1)  # first: the checkpoint carries the history, so history.json never outruns it
+        if self.dist.is_main:
+            write_history(self.out_dir, self.history)
+            self._log_epoch(row)
+        if self.options.on_epoch_end is not None:
+            self.options.on_epoch_end(epoch + 1)
 
     def _epoch_lr(self) -> float:
         if self.adaptive is not None:

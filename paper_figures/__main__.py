@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
-from .history import find_runs, read_history
+from .history import find_runs, read_histories
 from .plots import (
     METHOD_COLOURS,
     plot_classical,
@@ -54,11 +55,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--classical", type=Path, help="classical.json written by `lipschitz-lr classical`")
     parser.add_argument("--formats", nargs="+", default=["png", "pdf"])
     args = parser.parse_args(argv)
-    runs = find_runs(args.runs) if args.runs.exists() else {}
+    if not args.runs.is_dir():
+        print(f"paper_figures: error: --runs {args.runs} is not a directory (mistyped?)", file=sys.stderr)
+        return 2
+    if args.classical is not None and not args.classical.exists():
+        print(f"paper_figures: error: --classical {args.classical} does not exist", file=sys.stderr)
+        return 2
+    runs = find_runs(args.runs)
     if not runs:
         print(f"no history.json under {args.runs}: only the empty table and classical figures can be made")
     written: list[Path] = []
-    histories = {name: read_history(path) for name, path in runs.items()}
+    histories = read_histories(runs)
+    runs = {name: runs[name] for name in histories}
 
     for name, history in histories.items():
         written += plot_lr_views(history, args.out / "per_run" / f"lr_{name}", f"{name}: learning rate", args.formats)
@@ -115,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args.out.mkdir(parents=True, exist_ok=True)
     table = args.out / "table1.md"
-    table.write_text(table1_markdown(runs))
+    table.write_text(table1_markdown(runs, histories))
     written.append(table)
     print(f"wrote {len(written)} files under {args.out}")
     return 0

@@ -1,5 +1,8 @@
 import json
 
+import pytest
+
+from experiments import cli
 from experiments.cli import main
 
 
@@ -40,3 +43,45 @@ def test_sweep_writes_a_ranked_table(tmp_path, data_dir, capsys):
     assert sorted(r["lr"] for r in rows) == [0.01, 0.1]
     assert rows[0]["best_test_acc"] >= rows[1]["best_test_acc"]
     assert (tmp_path / "sweep" / "lr0.1" / "history.json").exists()
+
+
+def test_ctrl_c_ends_with_one_line_saying_how_to_resume(tmp_path, monkeypatch, capsys):
+    def interrupted(config, options):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "run_experiment", interrupted)
+    out = tmp_path / "o"
+    assert main(["run", "mnist_sgd", "--out", str(out), "--epochs", "3", "--overwrite"]) == 130
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err
+    assert err == (
+        f"lipschitz-lr: interrupted; every finished epoch is saved in {out}/: continue with "
+        f"`lipschitz-lr run mnist_sgd --out {out} --epochs 3 --resume`"
+    )
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (["0.1", "-0.1"], "--lr values must be finite and positive, got [-0.1]"),
+        (["nan"], "--lr values must be finite and positive, got [nan]"),
+        (["inf", "0.1"], "got [inf]"),
+        (["0.1", "0.1"], "--lr lists a value twice ([0.1, 0.1])"),
+    ],
+)
+def test_sweep_rejects_bad_or_repeated_rates_before_training(tmp_path, capsys, values, message):
+    assert main(["sweep", "mnist_sgd_baseline", "--lr", *values, "--out", str(tmp_path / "s")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+
+
+def test_run_into_a_used_or_impossible_directory_is_refused(tmp_path, data_dir, capsys):
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "history.json").write_text("[]")
+    (tmp_path / "file").write_text("x")
+    common = ["--epochs", "1", "--set", "train_subset=256", "--data-dir", str(data_dir), "--no-progress"]
+    assert main(["run", "mnist_sgd", "--out", str(used), *common]) == 2
+    assert "already holds a run (history.json); pass --resume" in capsys.readouterr().err
+    assert main(["run", "mnist_sgd", "--out", str(tmp_path / "file"), *common]) == 2
+    assert "is a file, not a directory" in capsys.readouterr().err

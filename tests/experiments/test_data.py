@@ -56,3 +56,43 @@ def test_augmentation_identity_flip_and_shift():
     assert all(f or k for f, k in zip(flipped, kept, strict=True)) and any(flipped) and any(kept)
     mnist = AUGMENTATIONS["mnist"](torch.rand(16, 1, 28, 28), g)
     assert mnist.shape == (16, 1, 28, 28) and torch.isfinite(mnist).all()
+
+
+MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        (
+            "train-images-idx3-ubyte",
+            1000,
+            r"is damaged: 1000 bytes, but its header describes 60000 images of 28x28 \(47040016 bytes\)",
+        ),
+        (
+            "t10k-labels-idx1-ubyte",
+            100,
+            r"is damaged: 100 bytes, but its header describes 10000 labels \(10008 bytes\)",
+        ),
+        ("train-labels-idx1-ubyte", b"not an idx file", "is not an MNIST idx file"),
+    ],
+)
+def test_damaged_mnist_files_are_named(tmp_path, data_dir, name, content, message):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for file in MNIST_FILES:
+        (raw / file).symlink_to(data_dir / "MNIST" / "raw" / file)
+    (raw / name).unlink()
+    original = (data_dir / "MNIST" / "raw" / name).read_bytes()
+    (raw / name).write_bytes(original[:content] if isinstance(content, int) else content)
+    with pytest.raises(ValueError, match=str(raw / name) + " " + message):
+        load_dataset("mnist", tmp_path)
+
+
+def test_a_damaged_cifar_file_is_named(tmp_path):
+    from tests.conftest import write_tiny_cifar
+
+    write_tiny_cifar(tmp_path)
+    (tmp_path / "cifar-10-batches-py" / "test_batch").write_bytes(b"\x80\x04garbage")
+    with pytest.raises(ValueError, match="test_batch is damaged or not a CIFAR batch"):
+        load_dataset("cifar10", tmp_path)

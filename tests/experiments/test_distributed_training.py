@@ -16,6 +16,7 @@ model = "mnist_cnn"
 optimizer = "momentum"
 schedule = "lipschitz"
 initial_lr = 0.05
+momentum_seed = "reciprocal"  # K1 = 1/x keeps this tiny run's rates moderate (K1 = x gives ~6)
 epochs = {epochs}
 batch_size = 64
 train_subset = 512

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from experiments.config import bundled_configs, load_config
+from experiments.run_dir import RunDirError
 from experiments.train import (
     HISTORY_FIELDS,
     RunOptions,
@@ -30,6 +31,7 @@ schedule = "{schedule}"
 epochs = {epochs}
 batch_size = 128
 initial_lr = 0.05
+momentum_seed = "reciprocal"  # K1 = 1/x keeps this tiny run's rates moderate (K1 = x gives ~6)
 train_subset = {train_subset}
 test_subset = 500
 """
@@ -185,3 +187,50 @@ def test_describe_device_names_the_cpu_and_its_thread_count(threads):
         torch.set_num_threads(before)
     assert description.startswith("cpu: ")
     assert description.endswith(f"({threads} thread)" if threads == 1 else f"({threads} threads)")
+
+
+def test_a_used_directory_is_refused_and_overwrite_replaces_the_run(tmp_path, data_dir):
+    config = load_config(tiny_config(tmp_path, epochs=2, train_subset=256))
+    out = tmp_path / "run"
+    run_experiment(config, RunOptions(out_dir=out, data_dir=data_dir, progress=False))
+    before = (out / "history.json").read_text()
+    with pytest.raises(RunDirError, match="already holds a run"):
+        run_experiment(config.replace(epochs=1), RunOptions(out_dir=out, data_dir=data_dir, progress=False))
+    assert (out / "history.json").read_text() == before  # nothing lost
+    run_experiment(config.replace(epochs=1), RunOptions(out_dir=out, data_dir=data_dir, progress=False, overwrite=True))
+    assert len(json.loads((out / "history.json").read_text())) == 1
+
+
+def test_a_directory_locked_by_a_live_run_is_refused(tmp_path, data_dir):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".lock").write_text(str(os.getppid()))  # the process that started pytest: alive
+    config = load_config(tiny_config(tmp_path, epochs=1, train_subset=256))
+    with pytest.raises(RunDirError, match=f"another run \\(process {os.getppid()}\\)"):
+        run_experiment(config, RunOptions(out_dir=out, data_dir=data_dir, progress=False))
+    assert sorted(p.name for p in out.iterdir()) == [".lock"]
+
+
+def test_an_interrupted_run_releases_its_lock_and_resumes(tmp_path, data_dir):
+    config = load_config(tiny_config(tmp_path, epochs=2, train_subset=256))
+    out = tmp_path / "run"
+
+    def interrupt(epoch):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(config, RunOptions(out_dir=out, data_dir=data_dir, progress=False, on_epoch_end=interrupt))
+    assert not (out / ".lock").exists() and (out / "checkpoint.pt").exists()
+    history = run_experiment(config, RunOptions(out_dir=out, data_dir=data_dir, progress=False, resume=True))
+    assert [row["epoch"] for row in history] == [1, 2]
+
+
+def test_resume_refuses_a_history_without_its_checkpoint(tmp_path, data_dir):
+    config = load_config(tiny_config(tmp_path, epochs=1, train_subset=256))
+    out = tmp_path / "run"
+    run_experiment(config, RunOptions(out_dir=out, data_dir=data_dir, progress=False))
+    (out / "checkpoint.pt").unlink()
+    with pytest.raises(RunDirError, match="no checkpoint.pt, so resuming would start over"):
+        options = RunOptions(out_dir=out, data_dir=data_dir, progress=False, resume=True)
+        run_experiment(config.replace(epochs=2), options)
+    assert len(json.loads((out / "history.json").read_text())) == 1

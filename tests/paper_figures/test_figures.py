@@ -77,6 +77,7 @@ def test_every_figure_is_written_from_a_small_history_folder(tmp_path, runs, cap
 
 
 def test_missing_runs_are_skipped_with_a_line(tmp_path, capsys):
+    (tmp_path / "nothing").mkdir()  # a runs folder with no history yet (a missing folder is an error, below)
     assert main(["--runs", str(tmp_path / "nothing"), "--out", str(tmp_path / "figures")]) == 0
     printed = capsys.readouterr().out
     assert "skip lr_grid_3x3" in printed and "skip mnist" in printed and "skip classical figures" in printed
@@ -86,3 +87,31 @@ def test_missing_runs_are_skipped_with_a_line(tmp_path, capsys):
 def test_log_axis_when_a_curve_spans_orders_of_magnitude():
     assert _spans_orders_of_magnitude([2.3e-8, 1.47, 0.65])
     assert not _spans_orders_of_magnitude([2.0, 2.5, 3.0])
+
+
+def test_bad_histories_are_named_and_skipped(tmp_path, runs, capsys):
+    (runs / "mnist_adam").mkdir()
+    (runs / "mnist_adam" / "history.json").write_text('[{"epoch": 1, "lr": 0.1')  # cut mid-write
+    (runs / "mnist_sgd").mkdir()
+    (runs / "mnist_sgd" / "history.json").write_text("[]")
+    write_run(runs, "mnist_sgd_hook", [{"epoch": 1, "lr": 2.0}])
+    diverged = fake_history(3)
+    for row in diverged:
+        row["test_acc"] = float("nan")
+    write_run(runs, "c10_resnet20_sgd", diverged)
+    out = tmp_path / "figures"
+    assert main(["--runs", str(runs), "--out", str(out), "--formats", "png"]) == 0
+    err = capsys.readouterr().err
+    assert f"skip mnist_adam: {runs / 'mnist_adam' / 'history.json'} is not valid JSON" in err
+    assert "skip mnist_sgd: " in err and "is empty: no epoch of that run finished" in err
+    assert "skip mnist_sgd_hook: " in err and "row 0 lacks train_loss, train_acc, test_loss, test_acc" in err
+    table = (out / "table1.md").read_text()
+    assert "nan" not in table.lower()
+    assert "| `c10_resnet20_sgd` | 89.37 | no finite accuracy | - | 3 |" in table
+    assert (out / "mnist.png").exists()  # the good runs are still drawn
+
+
+def test_a_missing_runs_folder_is_an_error(tmp_path, capsys):
+    assert main(["--runs", str(tmp_path / "runz"), "--out", str(tmp_path / "figures")]) == 2
+    assert "--runs " + str(tmp_path / "runz") + " is not a directory" in capsys.readouterr().err
+    assert not (tmp_path / "figures").exists()

@@ -1,0 +1,183 @@
+"""A run's directory: what is written there (atomically), what a resume reads, and the lock.
+
+A run directory holds ``config.json``, ``history.json``/``history.csv`` (every epoch),
+``checkpoint.pt`` (every epoch; under torchrun also ``rank<N>.pt``), ``summary.json`` (at the end)
+and optionally ``tensorboard/``. The rules:
+
+* Every file is written atomically (a temporary file in the same folder, fsync, ``os.replace``): a
+  reader, or a run killed at any moment, sees the old file or the new one, never half of one.
+* A directory that already holds a run is never written into unless asked: ``resume`` continues it
+  from ``checkpoint.pt``, ``overwrite`` deletes the run's files first; otherwise :class:`RunDirError`.
+* ``resume`` without ``checkpoint.pt`` starts afresh only in a directory that holds no results; a
+  history without its checkpoint is refused (resuming would rewrite it). The trainer writes each
+  epoch's checkpoint (which carries the history) before the history files, so a run killed between
+  the two resumes from the checkpoint.
+* One run at a time: :meth:`RunDirectory.lock` creates ``.lock`` exclusively (with the process id);
+  a second run into the same directory is refused while the first runs. A lock left by a killed
+  process (its pid is gone) is taken over with a warning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import pickle
+import shutil
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["RUN_FILES", "RunDirError", "RunDirectory", "atomic_torch_save", "atomic_write_bytes"]
+
+#: The files (and folder) a run writes; ``overwrite`` deletes exactly these (and ``rank*.pt``).
+RUN_FILES = ("config.json", "history.json", "history.csv", "checkpoint.pt", "summary.json", "tensorboard")
+#: The files that hold results: a directory with any of them holds a run that must not be lost. A run
+#: killed before its first checkpoint leaves only ``config.json`` (and maybe ``tensorboard/``).
+RESULT_FILES = ("history.json", "history.csv", "checkpoint.pt", "summary.json")
+
+
+class RunDirError(RuntimeError):
+    """A run directory that cannot be used as asked; the message names it and says what to do."""
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a reader sees the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()  # only left behind when the write failed (a full disk, say)
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class RunDirectory:
+    """The output directory of one run (see the module docstring for the rules)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / "checkpoint.pt"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path / ".lock"
+
+    def rank_file(self, rank: int) -> Path:
+        return self.path / f"rank{rank}.pt"
+
+    def existing_run_files(self, names: tuple[str, ...] = RUN_FILES) -> list[str]:
+        if not self.path.is_dir():
+            return []
+        found = [name for name in names if (self.path / name).exists()]
+        return found + sorted(p.name for p in self.path.glob("rank*.pt"))
+
+    def prepare(self, *, resume: bool, overwrite: bool) -> bool:
+        """Check the directory against ``resume``/``overwrite`` and make it writable.
+
+        Returns whether there is a checkpoint to resume from. Raises :class:`RunDirError` when the
+        directory holds a run and neither flag is given, when a resume finds a history but no
+        checkpoint, or when the path cannot be a writable directory.
+        """
+        if resume and overwrite:
+            raise RunDirError("--resume continues a run and --overwrite replaces it: give one of them")
+        if self.path.exists() and not self.path.is_dir():
+            raise RunDirError(f"the output path {self.path} is a file, not a directory; choose another --out")
+        if overwrite and self.existing_run_files():
+            logger.warning("overwriting the run in %s (%s)", self.path, ", ".join(self.existing_run_files()))
+            for name in self.existing_run_files():
+                target = self.path / name
+                shutil.rmtree(target) if target.is_dir() else target.unlink()
+        existing = self.existing_run_files(RESULT_FILES)
+        if resume:
+            if self.checkpoint.exists():
+                return True
+            if existing:
+                raise RunDirError(
+                    f"cannot resume {self.path}: it holds {', '.join(existing)} but no checkpoint.pt, so resuming "
+                    "would start over and rewrite that history; pass --overwrite to start over, or restore "
+                    "checkpoint.pt"
+                )
+            logger.info("no run in %s yet: --resume starts it from scratch", self.path)
+        elif existing:
+            raise RunDirError(
+                f"{self.path} already holds a run ({', '.join(existing)}); pass --resume to continue it, "
+                "--overwrite to replace it, or another --out"
+            )
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise RunDirError(f"cannot create the output directory {self.path}: {error.strerror}") from error
+        if not os.access(self.path, os.W_OK):
+            raise RunDirError(f"the output directory {self.path} is not writable; choose another --out")
+        return False
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold ``.lock`` while the run writes here; refuse if another live process holds it."""
+        try:
+            fd = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid = int(self.lock_path.read_text().strip() or "0")
+            except (OSError, ValueError):
+                pid = 0
+            if pid and _pid_alive(pid) and pid != os.getpid():
+                raise RunDirError(
+                    f"another run (process {pid}) is writing to {self.path}; wait for it to end or use another --out"
+                ) from None
+            logger.warning("taking over %s: the process that held it (%s) is gone", self.lock_path, pid or "unknown")
+            self.lock_path.unlink(missing_ok=True)
+            fd = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except OSError as error:
+            raise RunDirError(f"cannot write to the output directory {self.path}: {error.strerror}") from error
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        try:
+            yield
+        finally:
+            self.lock_path.unlink(missing_ok=True)
+
+    def load(self, path: Path, map_location: Any) -> dict[str, Any]:
+        """``torch.load`` a checkpoint or rank file, or a :class:`RunDirError` that names the file."""
+        try:
+            state = torch.load(path, map_location=map_location, weights_only=False)
+        except FileNotFoundError as error:
+            raise RunDirError(f"cannot resume: {path} is missing") from error
+        except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as error:
+            raise RunDirError(
+                f"cannot resume: {path} is damaged or not a checkpoint ({type(error).__name__}: {error}); "
+                "pass --overwrite to start the run over"
+            ) from error
+        if not isinstance(state, dict) or "epoch" not in state:
+            raise RunDirError(f"cannot resume: {path} is not a checkpoint of this project (no 'epoch' entry)")
+        return state

@@ -1,0 +1,103 @@
+import errno
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from experiments.run_dir import RunDirectory, RunDirError, atomic_torch_save, atomic_write_bytes
+
+
+def test_a_directory_holding_a_run_is_refused_without_a_flag(tmp_path):
+    (tmp_path / "history.json").write_text("[]")
+    run = RunDirectory(tmp_path)
+    with pytest.raises(RunDirError, match=r"already holds a run \(history.json\); pass --resume .* --overwrite"):
+        run.prepare(resume=False, overwrite=False)
+    assert (tmp_path / "history.json").read_text() == "[]"  # nothing lost
+
+
+def test_a_run_killed_before_its_first_checkpoint_is_not_a_run(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "tensorboard").mkdir()
+    assert RunDirectory(tmp_path).prepare(resume=False, overwrite=False) is False
+    assert RunDirectory(tmp_path).prepare(resume=True, overwrite=False) is False
+
+
+def test_overwrite_deletes_the_runs_files_only(tmp_path):
+    for name in ("history.json", "checkpoint.pt", "rank1.pt", "notes.txt"):
+        (tmp_path / name).write_text("x")
+    (tmp_path / "tensorboard").mkdir()
+    assert RunDirectory(tmp_path).prepare(resume=False, overwrite=True) is False
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_resume_needs_the_checkpoint_of_an_existing_history(tmp_path):
+    (tmp_path / "history.json").write_text("[]")
+    with pytest.raises(RunDirError, match="holds history.json but no checkpoint.pt"):
+        RunDirectory(tmp_path).prepare(resume=True, overwrite=False)
+    assert RunDirectory(tmp_path / "new").prepare(resume=True, overwrite=False) is False  # nothing yet: starts
+    (tmp_path / "checkpoint.pt").write_bytes(b"")
+    assert RunDirectory(tmp_path).prepare(resume=True, overwrite=False) is True
+    with pytest.raises(RunDirError, match="give one of them"):
+        RunDirectory(tmp_path).prepare(resume=True, overwrite=True)
+
+
+def test_an_output_path_that_cannot_be_a_directory(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(RunDirError, match="is a file, not a directory"):
+        RunDirectory(tmp_path / "file").prepare(resume=False, overwrite=False)
+    with pytest.raises(RunDirError, match="cannot create the output directory"):
+        RunDirectory(tmp_path / "file" / "run").prepare(resume=False, overwrite=False)
+
+
+def test_the_lock_refuses_a_second_live_run_and_takes_over_a_dead_ones(tmp_path, caplog):
+    run = RunDirectory(tmp_path)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        run.lock_path.write_text(str(sleeper.pid))
+        with pytest.raises(RunDirError, match=f"another run \\(process {sleeper.pid}\\) is writing to"), run.lock():
+            pass
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    with run.lock():  # its process is gone now: taken over
+        assert run.lock_path.read_text() == str(os.getpid())
+    assert "is gone" in caplog.text
+    assert not run.lock_path.exists()  # released
+
+
+def test_the_lock_is_released_when_the_run_fails(tmp_path):
+    run = RunDirectory(tmp_path)
+    with pytest.raises(KeyboardInterrupt), run.lock():
+        raise KeyboardInterrupt
+    assert not run.lock_path.exists()
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage", "truncated"])
+def test_a_damaged_checkpoint_is_named(tmp_path, content):
+    path = tmp_path / "checkpoint.pt"
+    if content == "truncated":
+        atomic_torch_save({"epoch": 1, "weights": torch.zeros(1000)}, path)
+        path.write_bytes(path.read_bytes()[:300])
+    else:
+        path.write_bytes(content)
+    with pytest.raises(RunDirError, match=f"cannot resume: {path} is damaged or not a checkpoint"):
+        RunDirectory(tmp_path).load(path, map_location="cpu")
+    torch.save([1, 2], path)
+    with pytest.raises(RunDirError, match="not a checkpoint of this project"):
+        RunDirectory(tmp_path).load(path, map_location="cpu")
+
+
+def test_a_failed_atomic_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):
+    path = tmp_path / "history.json"
+    atomic_write_bytes(path, b"old")
+
+    def disk_full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        atomic_write_bytes(path, b"new")
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["history.json"]
