@@ -176,6 +176,8 @@ class Trainer:
         self.device = resolve_device(device)
         self.out_dir = Path(options.out_dir)
         self.run_dir = RunDirectory(self.out_dir)
+        if self.dist.is_main:  # fail fast, before the data and the first statistics pass; run() checks again
+            self.run_dir.prepare(resume=options.resume, overwrite=options.overwrite)
         torch.manual_seed(config.seed)  # the same initial weights on every rank
         self.generator = torch.Generator().manual_seed(config.seed + 1000 * self.dist.rank)
         self.data = data or load_dataset(
@@ -374,14 +376,13 @@ class Trainer:
         """Train every remaining epoch. The run directory is checked first (see :mod:`experiments.run_dir`)
         and locked while the run writes; the lock, TensorBoard and the process group are released
         however the run ends (finished, an exception, Ctrl-C)."""
-        if self.dist.is_main:
-            has_checkpoint = self.run_dir.prepare(resume=self.options.resume, overwrite=self.options.overwrite)
-            lock = self.run_dir.lock()
-        else:
-            has_checkpoint = self.options.resume and self.checkpoint_path.exists()
-            lock = nullcontext()
+        lock = self.run_dir.lock() if self.dist.is_main else nullcontext()
         try:
             with lock:
+                if self.dist.is_main:  # under the lock: the authoritative check
+                    has_checkpoint = self.run_dir.prepare(resume=self.options.resume, overwrite=self.options.overwrite)
+                else:
+                    has_checkpoint = self.options.resume and self.checkpoint_path.exists()
                 if has_checkpoint:
                     self.load(self.checkpoint_path)
                 if self.options.tensorboard and self.dist.is_main:
