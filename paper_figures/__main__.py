@@ -23,7 +23,7 @@ from .plots import (
     plot_lr_grid,
     plot_lr_views,
 )
-from .table1 import table1_markdown
+from .table1 import mnist_lr_markdown, table1_markdown
 
 GRID_ROWS = (
     ("c10_resnet20", "CIFAR-10 ResNet-20"),
@@ -125,6 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     table = args.out / "table1.md"
     table.write_text(table1_markdown(runs, histories))
     written.append(table)
+    if mnist:
+        mnist_table = args.out / "mnist_lr.md"
+        mnist_table.write_text(mnist_lr_markdown(histories))
+        written.append(mnist_table)
     print(f"wrote {len(written)} files under {args.out}")
     return 0
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,5 +74,48 @@ def table1_markdown(runs: Mapping[str, Path], histories: Mapping[str, list[dict[
         command = summary.get("command", "unknown")
         lines.append(
             f"| {label} | `{config}` | {paper:.2f} | {ours} | {difference} | {len(history)} | {device} | `{command}` |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+#: The authors' MNIST runs as their notebooks logged them (yrahul3910/adaptive-lr-dnn, ``MNIST/MNIST.ipynb``,
+#: ``MNIST/MNIST Momentum.ipynb``, ``MNIST/MNIST_Adam.ipynb``; Keras' "Epoch 0 LR" is our epoch 1):
+#: learning rates of epochs 1-5, of epoch 20, and the best validation (test) accuracy, which is the paper's.
+AUTHORS_MNIST: dict[str, tuple[tuple[float, ...], float, float]] = {
+    "mnist_sgd": ((2.6241, 2.2206, 2.9522, 2.5048, 2.3866), 2.3377, 99.50),
+    "mnist_momentum": ((0.1, 1.4273, 0.8057, 0.5788, 0.4618), 0.1889, 99.57),
+    "mnist_adam": ((0.03844, 0.03449, 0.02819, 0.02455, 0.02258), 0.04190, 99.43),
+}
+MNIST_ROWS = ("mnist_sgd", "mnist_sgd_hook", "mnist_momentum", "mnist_adam")
+
+
+def mnist_lr_markdown(histories: Mapping[str, list[dict[str, Any]]]) -> str:
+    """Our MNIST LipschitzLR runs beside the authors' logs: learning rates of epochs 1-5 and 20, best accuracy."""
+
+    def rates(values: Sequence[float]) -> str:
+        return ", ".join(f"{v:.4g}" for v in values)
+
+    lines = [
+        "| config | ours: lr, epochs 1-5 | ours: lr, epoch 20 | ours: best test accuracy (epoch) | "
+        "authors: lr, epochs 1-5 | authors: lr, epoch 20 | paper: best |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in MNIST_ROWS:
+        if name in AUTHORS_MNIST:
+            first, last, paper = AUTHORS_MNIST[name]
+            authors = f"{rates(first)} | {last:.4g} | {paper:.2f}"
+        else:
+            authors = "- | - | -"
+        if name not in histories:
+            lines.append(f"| `{name}` | not run | - | - | {authors} |")
+            continue
+        history = histories[name]
+        best = best_test_accuracy(history)
+        best_epoch = next((r["epoch"] for r in history if r["test_acc"] == best), None)
+        ours_best = "no finite accuracy" if best is None else f"{100 * best:.2f} ({best_epoch})"
+        last_row = history[-1]
+        lines.append(
+            f"| `{name}` | {rates([r['lr'] for r in history[:5]])} | {last_row['lr']:.4g} (epoch {last_row['epoch']}) "
+            f"| {ours_best} | {authors} |"
         )
     return "\n".join(lines) + "\n"

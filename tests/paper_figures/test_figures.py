@@ -115,3 +115,17 @@ def test_a_missing_runs_folder_is_an_error(tmp_path, capsys):
     assert main(["--runs", str(tmp_path / "runz"), "--out", str(tmp_path / "figures")]) == 2
     assert "--runs " + str(tmp_path / "runz") + " is not a directory" in capsys.readouterr().err
     assert not (tmp_path / "figures").exists()
+
+
+def test_mnist_learning_rate_table_sets_ours_beside_the_authors_logs():
+    from paper_figures.table1 import mnist_lr_markdown
+
+    history = fake_history(20)
+    table = mnist_lr_markdown({"mnist_sgd": history})
+    sgd = next(line for line in table.splitlines() if line.startswith("| `mnist_sgd` "))
+    lrs = ", ".join(f"{row['lr']:.4g}" for row in history[:5])
+    assert sgd == (
+        f"| `mnist_sgd` | {lrs} | {history[-1]['lr']:.4g} (epoch 20) | 91.67 (20) | "
+        "2.624, 2.221, 2.952, 2.505, 2.387 | 2.338 | 99.50 |"
+    )
+    assert "| `mnist_sgd_hook` | not run | - | - | - | - | - |" in table
