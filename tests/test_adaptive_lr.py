@@ -108,6 +108,7 @@ def numpy_lrs(
     ],
 )
 @pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.filterwarnings("ignore:variant=:UserWarning")  # every variant's formula, driven through plain SGD
 def test_library_matches_numpy_reference(variant, options, seed):
     model = make_model(seed)
     model.train()
@@ -155,6 +156,7 @@ def test_epoch_zero_uses_initial_weights_and_history_fields():
     assert record.lr == opt.param_groups[0]["lr"] == pytest.approx(1 / expected_k, rel=1e-6)  # fp32 model vs fp64 numpy
 
 
+@pytest.mark.filterwarnings("ignore:variant='momentum' with Adam:UserWarning")  # the non-SGD mapping is 1
 def test_momentum_mapping_to_torch_heavy_ball_and_unseeded_start():
     model = make_model()
     data = make_data()
@@ -300,7 +302,8 @@ def test_state_dict_round_trip_into_differently_configured_instance():
         opt_b, model_b, data[:2], num_classes=K_CLASSES, variant="momentum", weight_decay=0.5, beta1=0.5, min_lr=1e-9
     )
     opt_b.load_state_dict(copy.deepcopy(opt_a.state_dict()))  # else momentum buffers alias
-    sched_b.load_state_dict(state)
+    with pytest.warns(UserWarning, match="weight_decay 0.5 -> 0.001; beta1 0.5 -> 0.9"):
+        sched_b.load_state_dict(state)
     sched_b._loader = data  # same data source (the loader is not part of the state)
     assert sched_b.history == sched_a.history
     for epoch in range(2):
@@ -425,6 +428,7 @@ def test_error_per_group_list_of_wrong_length():
         _build(max_lr=[1.0, 2.0])
 
 
+@pytest.mark.filterwarnings("ignore:variant='adam' with SGD:UserWarning")
 def test_error_loading_state_of_another_variant():
     adam = _build(variant="adam")
     with pytest.raises(ValueError, match="variant 'adam' into an AdaptiveLR of variant 'sgd'"):

@@ -64,7 +64,7 @@ def test_mnist_cnn_initialisers_are_the_authors():
     assert len(convs) == 5
     for conv in convs:
         fan_in = conv.in_channels * 9
-        assert float(conv.weight.std()) == pytest.approx(math.sqrt(2.0 / fan_in), rel=0.12)
+        assert float(conv.weight.detach().std()) == pytest.approx(math.sqrt(2.0 / fan_in), rel=0.12)
         assert float(conv.weight.abs().max()) <= 2 * math.sqrt(2.0 / fan_in) / 0.87962566103423978 + 1e-6
     for dense in (m for m in model.modules() if isinstance(m, nn.Linear)):
         limit = math.sqrt(6.0 / (dense.in_features + dense.out_features))
