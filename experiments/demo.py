@@ -11,6 +11,7 @@ checkpoint and summary under ``--out`` and a figure ``--out/demo.png`` (learning
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import time
 from pathlib import Path
@@ -23,12 +24,44 @@ from .train import RunOptions, Trainer, resolve_device
 
 # Faithful LipschitzLR SGD beside the paper's fixed-LR SGD baseline.
 RUNS = (("mnist_sgd", "LipschitzLR (SGD)"), ("mnist_sgd_baseline", "SGD, fixed lr 0.01"))
+# The 20-epoch runs of the same two configs on the full training set (README, "Results").
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "mnist"
 
-ABOUT = """\
-What this shows: LipschitzLR sets the learning rate to 1/K every epoch from the network itself; it
-needed no tuning to reach this. The baseline is the paper's untuned default (SGD at 0.01), so the gap
-overstates what LipschitzLR gains against a tuned schedule: see results/benchmarks.md for tuned
-baselines. Full 20-epoch runs and the paper's numbers: README, "Results"."""
+
+def _best(history: list[dict]) -> dict:
+    return max(history, key=lambda r: r["test_acc"])
+
+
+def summary_lines(runs: dict[str, list[dict]], images: int) -> list[str]:
+    """What the demo's own numbers say, then the full runs' (read from ``results/mnist`` when present)."""
+    (lipschitz_label, lipschitz), (baseline_label, baseline) = runs.items()
+    ours, theirs = _best(lipschitz)["test_acc"], _best(baseline)["test_acc"]
+    leader = lipschitz_label if ours >= theirs else baseline_label
+    rates = [row["lr"] for row in lipschitz]
+    ratios = [rate / baseline[0]["lr"] for rate in rates]
+    lines = [
+        f"After {len(lipschitz)} epochs on {images} images, {leader} is ahead "
+        f"({100 * max(ours, theirs):.2f}% against {100 * min(ours, theirs):.2f}%).",
+        f"LipschitzLR chose its rates itself from the network ({', '.join(f'{r:.3g}' for r in rates)}; no "
+        f"tuning): steps {min(ratios):.0f}-{max(ratios):.0f} times the baseline's. Its first few hundred steps "
+        "are rough (the authors' own MNIST log shows 23.9% test accuracy after its first epoch)"
+        + (", so a short run favours the small fixed rate." if leader == baseline_label else "."),
+    ]
+    full = {}
+    for config, _ in RUNS:
+        path = RESULTS / config / "history.json"
+        if path.exists():
+            history = json.loads(path.read_text())
+            full[config] = (len(history), _best(history))
+    if full:
+        described = "; ".join(
+            f"{label}: {100 * best['test_acc']:.2f}% (epoch {best['epoch']} of {epochs})"
+            for (config, label) in RUNS
+            if config in full
+            for epochs, best in [full[config]]
+        )
+        lines.append(f"On all 60,000 images for the paper's 20 epochs (results/mnist/): {described}.")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{label:20s} best test accuracy {100 * best['test_acc']:.2f}% (epoch {best['epoch']}), "
             f"learning rate per epoch {lrs}"
         )
-    print(ABOUT)
+    print("\n".join(summary_lines(runs, args.train_subset)))
     print(f"histories under {args.out}/, figure {paths[0]}; wall time {time.perf_counter() - started:.0f} s")
     return 0
 

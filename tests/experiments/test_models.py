@@ -70,7 +70,7 @@ def test_mnist_cnn_initialisers_are_the_authors():
         limit = math.sqrt(6.0 / (dense.in_features + dense.out_features))
         assert float(dense.weight.detach().abs().max()) <= limit
         assert float(dense.weight.detach().abs().max()) > 0.9 * limit  # uniform, not a normal of that scale
-    assert all(float(m.bias.abs().max()) == 0 for m in [*convs, model.head])
+    assert all(float(m.bias.detach().abs().max()) == 0 for m in [*convs, model.head])
 
 
 def test_densenet_batch_norm_epsilon_is_titu1994s():
