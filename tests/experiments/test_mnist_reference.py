@@ -30,10 +30,12 @@ def test_epoch_zero_reference_sgd_lr_is_in_the_papers_scale(data_dir):
 
 
 def test_one_reference_sgd_epoch_on_full_mnist_ends_finite(tmp_path, data_dir):
+    """With torch's unclipped loss this epoch is NaN. Its accuracy is not asserted: the first epoch at lr ~3
+    is chaotic (seed 0 ended it at 87.4% test accuracy with one thread and at 12.8% with two; the authors'
+    log shows 23.9%), so it depends on the machine's arithmetic, not only on the code."""
     config = load_config("mnist_sgd").replace(epochs=1)
     options = RunOptions(out_dir=tmp_path / "run", data_dir=data_dir, progress=False, tensorboard=False)
     (row,) = run_experiment(config, options)
     print("one reference SGD epoch:", row)
     assert 1.0 < row["lr"] < 5.0
     assert math.isfinite(row["train_loss"]) and math.isfinite(row["test_loss"])
-    assert row["test_acc"] > 0.5  # it learns; the diverged port ended at chance
