@@ -47,20 +47,15 @@ def summary_lines(runs: dict[str, list[dict]], images: int) -> list[str]:
         "are rough (the authors' own MNIST log shows 23.9% test accuracy after its first epoch)"
         + (", so a short run favours the small fixed rate." if leader == baseline_label else "."),
     ]
-    full = {}
-    for config, _ in RUNS:
+    described = []
+    for config, label in RUNS:
         path = RESULTS / config / "history.json"
         if path.exists():
             history = json.loads(path.read_text())
-            full[config] = (len(history), _best(history))
-    if full:
-        described = "; ".join(
-            f"{label}: {100 * best['test_acc']:.2f}% (epoch {best['epoch']} of {epochs})"
-            for (config, label) in RUNS
-            if config in full
-            for epochs, best in [full[config]]
-        )
-        lines.append(f"On all 60,000 images for the paper's 20 epochs (results/mnist/): {described}.")
+            best = _best(history)
+            described.append(f"{label}: {100 * best['test_acc']:.2f}% (epoch {best['epoch']} of {len(history)})")
+    if described:
+        lines.append(f"On all 60,000 images for the paper's 20 epochs (results/mnist/): {'; '.join(described)}.")
     return lines
 
 

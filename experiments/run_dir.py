@@ -112,9 +112,10 @@ class RunDirectory:
             raise RunDirError("--resume continues a run and --overwrite replaces it: give one of them")
         if self.path.exists() and not self.path.is_dir():
             raise RunDirError(f"the output path {self.path} is a file, not a directory; choose another --out")
-        if overwrite and self.existing_run_files():
-            logger.warning("overwriting the run in %s (%s)", self.path, ", ".join(self.existing_run_files()))
-            for name in self.existing_run_files():
+        stale = self.existing_run_files() if overwrite else []
+        if stale:
+            logger.warning("overwriting the run in %s (%s)", self.path, ", ".join(stale))
+            for name in stale:
                 target = self.path / name
                 shutil.rmtree(target) if target.is_dir() else target.unlink()
         existing = self.existing_run_files(RESULT_FILES)
