@@ -16,6 +16,7 @@ import logging
 import time
 from pathlib import Path
 
+from paper_figures.history import best_epoch
 from paper_figures.plots import METHOD_COLOURS, plot_comparison
 
 from .config import load_config
@@ -28,14 +29,11 @@ RUNS = (("mnist_sgd", "LipschitzLR (SGD)"), ("mnist_sgd_baseline", "SGD, fixed l
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "mnist"
 
 
-def _best(history: list[dict]) -> dict:
-    return max(history, key=lambda r: r["test_acc"])
-
-
 def summary_lines(runs: dict[str, list[dict]], images: int) -> list[str]:
     """What the demo's own numbers say, then the full runs' (read from ``results/mnist`` when present)."""
     (lipschitz_label, lipschitz), (baseline_label, baseline) = runs.items()
-    ours, theirs = _best(lipschitz)["test_acc"], _best(baseline)["test_acc"]
+    bests = [best_epoch(history) for history in (lipschitz, baseline)]
+    ours, theirs = (best["test_acc"] if best else 0.0 for best in bests)  # 0: no finite accuracy
     leader = lipschitz_label if ours >= theirs else baseline_label
     rates = [row["lr"] for row in lipschitz]
     ratios = [rate / baseline[0]["lr"] for rate in rates]
@@ -52,7 +50,9 @@ def summary_lines(runs: dict[str, list[dict]], images: int) -> list[str]:
         path = RESULTS / config / "history.json"
         if path.exists():
             history = json.loads(path.read_text())
-            best = _best(history)
+            best = best_epoch(history)
+            if best is None:
+                continue
             described.append(f"{label}: {100 * best['test_acc']:.2f}% (epoch {best['epoch']} of {len(history)})")
     if described:
         lines.append(f"On all 60,000 images for the paper's 20 epochs (results/mnist/): {'; '.join(described)}.")
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print()
     for label, history in runs.items():
-        best = max(history, key=lambda r: r["test_acc"])
+        best = best_epoch(history) or history[-1]
         lrs = ", ".join(f"{row['lr']:.3g}" for row in history)
         print(
             f"{label:20s} best test accuracy {100 * best['test_acc']:.2f}% (epoch {best['epoch']}), "

@@ -47,11 +47,10 @@ def read_histories(runs: dict[str, Path]) -> dict[str, list[dict[str, Any]]]:
     return histories
 
 
-def best_test_accuracy(history: list[dict[str, Any]]) -> float | None:
-    """The best finite test accuracy of a run (None when every epoch's is NaN or inf: it diverged)."""
-    values = [row["test_acc"] for row in history if isinstance(row["test_acc"], (int, float))]
-    finite = [v for v in values if math.isfinite(v)]
-    return max(finite) if finite else None
+def best_epoch(history: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The row of the epoch with the best finite test accuracy (None when every epoch's is NaN or inf)."""
+    finite = [r for r in history if isinstance(r["test_acc"], (int, float)) and math.isfinite(r["test_acc"])]
+    return max(finite, key=lambda r: r["test_acc"]) if finite else None
 
 
 def read_summary(run_dir: str | Path) -> dict[str, Any] | None:

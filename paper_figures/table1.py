@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .history import best_test_accuracy, read_history, read_summary
+from .history import best_epoch, read_history, read_summary
 
 # (row label, our config name, the paper's number). Baselines are the paper's fixed-LR runs.
 PAPER_TABLE1: tuple[tuple[str, str, float], ...] = (
@@ -66,9 +66,11 @@ def table1_markdown(runs: Mapping[str, Path], histories: Mapping[str, list[dict[
             continue
         history = histories[config] if histories is not None else read_history(runs[config])
         summary: dict[str, Any] = read_summary(runs[config]) or {}
-        best = best_test_accuracy(history)
+        best = best_epoch(history)
         ours, difference = (
-            ("no finite accuracy", "-") if best is None else (f"{100 * best:.2f}", f"{100 * best - paper:+.2f}")
+            ("no finite accuracy", "-")
+            if best is None
+            else (f"{100 * best['test_acc']:.2f}", f"{100 * best['test_acc'] - paper:+.2f}")
         )
         device = summary.get("device", "unknown")
         command = summary.get("command", "unknown")
@@ -110,9 +112,8 @@ def mnist_lr_markdown(histories: Mapping[str, list[dict[str, Any]]]) -> str:
             lines.append(f"| `{name}` | not run | - | - | {authors} |")
             continue
         history = histories[name]
-        best = best_test_accuracy(history)
-        best_epoch = next((r["epoch"] for r in history if r["test_acc"] == best), None)
-        ours_best = "no finite accuracy" if best is None else f"{100 * best:.2f} ({best_epoch})"
+        best = best_epoch(history)
+        ours_best = "no finite accuracy" if best is None else f"{100 * best['test_acc']:.2f} ({best['epoch']})"
         last_row = history[-1]
         lines.append(
             f"| `{name}` | {rates([r['lr'] for r in history[:5]])} | {last_row['lr']:.4g} (epoch {last_row['epoch']}) "
