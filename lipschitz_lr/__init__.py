@@ -4,13 +4,15 @@ The public API:
 
 * :class:`AdaptiveLR`, the scheduler (a ``torch.optim.lr_scheduler.LRScheduler``);
 * :mod:`lipschitz_lr.bounds`, the bound formulas as pure functions;
-* :mod:`lipschitz_lr.statistics`, collecting the activation statistics they need.
+* :mod:`lipschitz_lr.statistics`, collecting the activation statistics they need;
+* :mod:`lipschitz_lr.variants`, how each optimiser variant turns the bounds into a learning rate.
 """
 
-from . import bounds, statistics
-from .adaptive_lr import VARIANTS, AdaptiveLR, EpochRecord
+from . import bounds, statistics, variants
+from .adaptive_lr import AdaptiveLR, EpochRecord
 from .bounds import LOSSES
 from .statistics import LipschitzStatistics, collect_statistics, find_head, max_weight_norm
+from .variants import VARIANTS
 
 __all__ = [
     "LOSSES",
@@ -23,6 +25,7 @@ __all__ = [
     "find_head",
     "max_weight_norm",
     "statistics",
+    "variants",
 ]
 
 __version__ = "0.1.0"

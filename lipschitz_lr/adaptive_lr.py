@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import logging
 import math
-import numbers
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,7 +20,8 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from .bounds import LOSSES, MSESign, loss_coefficient, second_moment_bound, weight_decay_bound
+from ._checks import beta, choice, finite_nonnegative, integer, real
+from .bounds import LOSSES, MSE_SIGNS, MSESign, loss_coefficient, second_moment_bound, weight_decay_bound
 from .statistics import (
     BatchUnpacker,
     HeadHook,
@@ -31,15 +31,14 @@ from .statistics import (
     default_unpack_batch,
     find_head,
     max_weight_norm,
+    unwrap_model,
 )
+from .variants import VARIANTS, expected_variant
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["VARIANTS", "AdaptiveLR", "EpochRecord"]
+__all__ = ["AdaptiveLR", "EpochRecord"]
 
-Variant = Literal["sgd", "momentum", "rmsprop", "adam"]
-StatisticsSource = Literal["reference", "hook"]
-VARIANTS: tuple[str, ...] = ("sgd", "momentum", "rmsprop", "adam")
 STATISTICS_SOURCES: tuple[str, ...] = ("reference", "hook")
 #: How ``initial_lr`` seeds AdaMo's ``K1``: ``"value"`` (``K1 = x``, the authors' code) or ``"reciprocal"`` (``1/x``).
 MOMENTUM_SEEDS: tuple[str, ...] = ("value", "reciprocal")
@@ -81,49 +80,13 @@ def _per_group(name: str, value: float | Sequence[float] | None, default: float,
                 f"{name} has {len(value)} values but the optimizer has {n_groups} param groups; "
                 f"give one value or a list of {n_groups}"
             )
-        values = [_real(name, v) for v in value]
+        values = [real(name, v) for v in value]
     else:
-        values = [_real(name, value)] * n_groups
+        values = [real(name, value)] * n_groups
     for v in values:
         if math.isnan(v) or v < 0:
             raise ValueError(f"requires non-negative {name}, got {name}={value!r}")
     return values
-
-
-def _real(name: str, value: Any) -> float:
-    """A plain float from a Python or numpy real (not a bool), or a ValueError naming the value."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"requires a real number for {name}, got {name}={value!r}")
-    return float(value)
-
-
-def _integer(name: str, value: Any, minimum: int) -> int:
-    """A plain int from a Python or numpy integer (or an integral float), at least ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not float(value).is_integer():
-        raise ValueError(f"requires an integer {name} >= {minimum}, got {name}={value!r}")
-    if int(value) < minimum:
-        raise ValueError(f"requires an integer {name} >= {minimum}, got {name}={value!r}")
-    return int(value)
-
-
-def _finite_nonnegative(name: str, value: Any) -> float:
-    value = _real(name, value)
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"requires a finite, non-negative {name}, got {name}={value!r}")
-    return value
-
-
-def _beta(name: str, value: Any) -> float:
-    value = _real(name, value)
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"requires 0 <= {name} < 1, got {name}={value!r}")
-    return value
-
-
-def _choice(name: str, value: Any, choices: Sequence[str]) -> str:
-    if value not in choices:
-        raise ValueError(f"unknown {name} {value!r}; expected one of {', '.join(choices)}")
-    return str(value)
 
 
 #: The configuration an ``AdaptiveLR`` saves in its ``state_dict`` (constructor arguments, checked).
@@ -155,31 +118,31 @@ def _checked_config(config: dict[str, Any], n_groups: int) -> dict[str, Any]:
     return it as plain Python values: a numpy scalar (``np.int64`` from a dataset's attributes, say)
     becomes an ``int`` or ``float``, so checkpoints holding the state load with ``weights_only=True``."""
     c = dict(config)
-    c["variant"] = _choice("variant", c["variant"], VARIANTS)
-    c["loss"] = _choice("loss", c["loss"], LOSSES)
-    c["momentum_seed"] = _choice("momentum_seed", c["momentum_seed"], MOMENTUM_SEEDS)
-    c["mse_sign"] = _choice("mse_sign", c["mse_sign"], ("plus", "minus"))
+    c["variant"] = choice("variant", c["variant"], tuple(VARIANTS))
+    c["loss"] = choice("loss", c["loss"], LOSSES)
+    c["momentum_seed"] = choice("momentum_seed", c["momentum_seed"], MOMENTUM_SEEDS)
+    c["mse_sign"] = choice("mse_sign", c["mse_sign"], MSE_SIGNS)
     if c["loss"] == "cross_entropy" and c["num_classes"] is None:
         raise ValueError("loss='cross_entropy' requires num_classes, got num_classes=None")
     if c["num_classes"] is not None:
-        c["num_classes"] = _integer("num_classes", c["num_classes"], 2)
-    if c["bias_correction"] and c["variant"] not in ("rmsprop", "adam"):
+        c["num_classes"] = integer("num_classes", c["num_classes"], 2)
+    if c["bias_correction"] and not VARIANTS[c["variant"]].second_moment:
         raise ValueError(f"bias_correction applies to variant 'rmsprop' or 'adam', got variant={c['variant']!r}")
     if c["initial_lr"] is not None:
-        c["initial_lr"] = _real("initial_lr", c["initial_lr"])
+        c["initial_lr"] = real("initial_lr", c["initial_lr"])
         if not math.isfinite(c["initial_lr"]) or c["initial_lr"] <= 0:
             raise ValueError(f"requires a finite, positive initial_lr, got initial_lr={c['initial_lr']!r}")
     if c["batch_size"] is not None:
-        c["batch_size"] = _integer("batch_size", c["batch_size"], 1)
+        c["batch_size"] = integer("batch_size", c["batch_size"], 1)
     if c["target_norm"] is not None:
-        c["target_norm"] = _finite_nonnegative("target_norm", c["target_norm"])
+        c["target_norm"] = finite_nonnegative("target_norm", c["target_norm"])
     if c["tau"] is not None:
-        c["tau"] = _real("tau", c["tau"])
-    c["weight_decay"] = _finite_nonnegative("weight_decay", c["weight_decay"])
-    c["beta1"] = _beta("beta1", c["beta1"])
-    c["beta2"] = _beta("beta2", c["beta2"])
-    c["eps"] = _finite_nonnegative("eps", c["eps"])
-    c["num_outputs"] = _integer("num_outputs", c["num_outputs"], 1)
+        c["tau"] = real("tau", c["tau"])
+    c["weight_decay"] = finite_nonnegative("weight_decay", c["weight_decay"])
+    c["beta1"] = beta("beta1", c["beta1"])
+    c["beta2"] = beta("beta2", VARIANTS[c["variant"]].default_beta2 if c["beta2"] is None else c["beta2"])
+    c["eps"] = finite_nonnegative("eps", c["eps"])
+    c["num_outputs"] = integer("num_outputs", c["num_outputs"], 1)
     for key in ("bias_correction", "keras_decay", "average_outputs"):
         if not isinstance(c[key], (bool, np.bool_)):
             raise ValueError(f"requires True or False for {key}, got {key}={c[key]!r}")
@@ -211,21 +174,6 @@ def _shuffles(loader: Any) -> bool:
     return getattr(loader, "shuffle", False) is True
 
 
-#: The variant each torch optimizer family calls for (SGD: by its momentum).
-_OPTIMIZER_VARIANTS: tuple[tuple[type[Optimizer], str], ...] = (
-    (torch.optim.Adam, "adam"),
-    (torch.optim.AdamW, "adam"),
-    (torch.optim.RMSprop, "rmsprop"),
-)
-
-
-def _expected_variant(optimizer: Optimizer) -> str | None:
-    if isinstance(optimizer, torch.optim.SGD):
-        momentum = any(float(g.get("momentum", 0.0) or 0.0) > 0 for g in optimizer.param_groups)
-        return "momentum" if momentum else "sgd"
-    return next((variant for cls, variant in _OPTIMIZER_VARIANTS if isinstance(optimizer, cls)), None)
-
-
 def _checked_state(state: dict[str, Any], n_groups: int) -> dict[str, Any]:
     """Validate the running state of a ``state_dict`` (everything but the configuration)."""
 
@@ -233,18 +181,18 @@ def _checked_state(state: dict[str, Any], n_groups: int) -> dict[str, Any]:
         values = state[key]
         if not isinstance(values, (list, tuple)) or (len(values) != n_groups and not (allow_empty and not values)):
             raise ValueError(f"state_dict[{key!r}] must be a list of {n_groups} learning rates, got {values!r}")
-        return [_finite_nonnegative(key, v) for v in values]
+        return [finite_nonnegative(key, v) for v in values]
 
     checked = {
-        "last_epoch": _integer("last_epoch", state["last_epoch"], 0),
-        "_step_count": _integer("_step_count", state["_step_count"], 0),
+        "last_epoch": integer("last_epoch", state["last_epoch"], 0),
+        "_step_count": integer("_step_count", state["_step_count"], 0),
         "base_lrs": rates("base_lrs"),
         "_last_lr": rates("_last_lr"),
         "_epoch_lrs": rates("_epoch_lrs", allow_empty=True),
-        "_k1": _finite_nonnegative("_k1", state["_k1"]),
-        "_k2": _finite_nonnegative("_k2", state["_k2"]),
-        "_num_updates": _integer("_num_updates", state["_num_updates"], 0),
-        "_iteration": _integer("_iteration", state["_iteration"], 0),
+        "_k1": finite_nonnegative("_k1", state["_k1"]),
+        "_k2": finite_nonnegative("_k2", state["_k2"]),
+        "_num_updates": integer("_num_updates", state["_num_updates"], 0),
+        "_iteration": integer("_iteration", state["_iteration"], 0),
     }
     try:
         checked["history"] = [EpochRecord(**record) for record in state["history"]]
@@ -426,7 +374,7 @@ class AdaptiveLR(LRScheduler):
                 "initial_lr": initial_lr,
                 "momentum_seed": momentum_seed,
                 "beta1": beta1,
-                "beta2": beta2 if beta2 is not None else (0.9 if variant == "rmsprop" else 0.999),
+                "beta2": beta2,
                 "eps": eps,
                 "bias_correction": bias_correction,
                 "keras_decay": keras_decay,
@@ -457,9 +405,7 @@ class AdaptiveLR(LRScheduler):
         self._model = model
         self._loader = loader
         self._statistics_source = statistics
-        self._head = find_head(
-            getattr(model, "module", model) if isinstance(model, nn.parallel.DistributedDataParallel) else model, head
-        )
+        self._head = find_head(unwrap_model(model), head)
         self._device = device
         self._unpack_batch = unpack_batch or default_unpack_batch
         self._distributed = distributed
@@ -509,7 +455,7 @@ class AdaptiveLR(LRScheduler):
             )
 
     def _check_optimizer_family(self, optimizer: Optimizer) -> None:
-        expected = _expected_variant(optimizer)
+        expected = expected_variant(optimizer)
         if expected is not None and expected != self.variant:
             detail = " with momentum" if expected == "momentum" else ""
             warnings.warn(
@@ -612,19 +558,16 @@ class AdaptiveLR(LRScheduler):
             return self.initial_lr, "initial_lr"
         if not (math.isfinite(k) and math.isfinite(s) and math.isfinite(k_z)):
             return math.nan, ""
-        if self.variant == "sgd":
-            return (1.0 / k if k > 0 else math.inf), ""
-        self._num_updates += 1
-        self._k1 = self.beta1 * self._k1 + (1.0 - self.beta1) * k
-        self._k2 = self.beta2 * self._k2 + (1.0 - self.beta2) * s
-        if self.variant == "momentum":
-            return (1.0 / self._k1 if self._k1 > 0 else math.inf), ""
+        variant = VARIANTS[self.variant]
         k1, k2 = self._k1, self._k2
-        if self.bias_correction:
-            k1 /= 1.0 - self.beta1**self._num_updates
-            k2 /= 1.0 - self.beta2**self._num_updates
-        denominator = k_z if self.variant == "rmsprop" else k1
-        return ((math.sqrt(k2) + self.eps) / denominator if denominator > 0 else math.inf), ""
+        if variant.uses_emas:
+            self._num_updates += 1
+            self._k1 = k1 = self.beta1 * self._k1 + (1.0 - self.beta1) * k
+            self._k2 = k2 = self.beta2 * self._k2 + (1.0 - self.beta2) * s
+            if self.bias_correction:
+                k1 /= 1.0 - self.beta1**self._num_updates
+                k2 /= 1.0 - self.beta2**self._num_updates
+        return variant.learning_rate(k, k1, k2, k_z, self.eps), ""
 
     def _keras_factor(self) -> float:
         return 1.0 / (1.0 + self.weight_decay * self._iteration) if self.keras_decay else 1.0
@@ -648,12 +591,27 @@ class AdaptiveLR(LRScheduler):
         """
         if epoch is not None:
             raise ValueError(f"AdaptiveLR.step() takes no epoch (the LR depends on the model), got epoch={epoch!r}")
+        self._advance(self.last_epoch + 1)
         super().step()
 
     def get_lr(self) -> list[float]:  # type: ignore[override]
-        """Compute the learning rates of this epoch (called by :meth:`step`)."""
-        epoch = self.last_epoch
-        if not hasattr(self, "_ratios"):  # during LRScheduler.__init__
+        """The learning rates :meth:`step` writes now: the epoch's rates times the Keras decay factor.
+
+        No side effects: the statistics pass, the EMAs and :attr:`history` advance in :meth:`step`
+        only. As torch's schedulers do, a call from outside ``step()`` warns (use ``get_last_lr()``).
+        """
+        if not getattr(self, "_get_lr_called_within_step", True):
+            warnings.warn(
+                "To get the last learning rate computed by the scheduler, please use `get_last_lr()`.",
+                UserWarning,
+                stacklevel=2,
+            )
+        factor = self._keras_factor()
+        return [lr * factor for lr in self._epoch_lrs]
+
+    def _advance(self, epoch: int) -> None:
+        """Epoch ``epoch``'s statistics, bounds and learning rates (into ``_epoch_lrs`` and :attr:`history`)."""
+        if not hasattr(self, "_ratios"):  # the first step, from LRScheduler.__init__
             self._ratios = self._group_ratios()
         stats = self._collect(epoch)
         if stats is None:
@@ -703,8 +661,6 @@ class AdaptiveLR(LRScheduler):
             record.lr,
             note,
         )
-        factor = self._keras_factor()
-        return [lr * factor for lr in lrs]
 
     _STATE_KEYS = (
         *_CONFIG_KEYS,

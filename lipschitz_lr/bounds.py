@@ -18,14 +18,18 @@ References:
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ._checks import finite_nonnegative, integer
+
 __all__ = [
     "LOSSES",
+    "LOSS_BOUNDS",
+    "MSE_SIGNS",
     "MSESign",
     "binary_cross_entropy_bound",
     "cross_entropy_bound",
@@ -40,29 +44,13 @@ __all__ = [
     "weight_decay_bound",
 ]
 
-#: Loss names accepted by :func:`loss_coefficient` and by ``AdaptiveLR(loss=...)``.
-LOSSES = ("cross_entropy", "binary_cross_entropy", "mse", "mae", "quantile")
-
 MSESign = Literal["plus", "minus"]
+#: The two signs of the MSE and linear-regression bounds (:func:`mse_bound`).
+MSE_SIGNS: tuple[str, ...] = ("plus", "minus")
 
 
-def _check_nonnegative(name: str, value: float) -> float:
-    value = float(value)
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"requires a finite, non-negative {name}, got {name}={value!r}")
-    return value
-
-
-def _check_batch_size(batch_size: int) -> int:
-    if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
-        raise ValueError(f"requires a positive integer batch_size, got batch_size={batch_size!r}")
-    return int(batch_size)
-
-
-def _check_num_classes(num_classes: int) -> int:
-    if isinstance(num_classes, bool) or int(num_classes) != num_classes or num_classes < 2:
-        raise ValueError(f"requires an integer num_classes >= 2, got num_classes={num_classes!r}")
-    return int(num_classes)
+def _batch_size(batch_size: int) -> int:
+    return integer("batch_size", batch_size, 1)
 
 
 def cross_entropy_bound(k_z: float, num_classes: int, batch_size: int) -> float:
@@ -83,9 +71,9 @@ def cross_entropy_bound(k_z: float, num_classes: int, batch_size: int) -> float:
         >>> round(cross_entropy_bound(206.695, num_classes=10, batch_size=128), 4)
         1.4533
     """
-    k = _check_num_classes(num_classes)
-    m = _check_batch_size(batch_size)
-    return (k - 1) / (k * m) * _check_nonnegative("k_z", k_z)
+    k = integer("num_classes", num_classes, 2)
+    m = _batch_size(batch_size)
+    return (k - 1) / (k * m) * finite_nonnegative("k_z", k_z)
 
 
 def binary_cross_entropy_bound(k_z: float, batch_size: int) -> float:
@@ -104,8 +92,8 @@ def binary_cross_entropy_bound(k_z: float, batch_size: int) -> float:
         >>> binary_cross_entropy_bound(10.0, batch_size=5)
         1.0
     """
-    m = _check_batch_size(batch_size)
-    return _check_nonnegative("k_z", k_z) / (2 * m)
+    m = _batch_size(batch_size)
+    return finite_nonnegative("k_z", k_z) / (2 * m)
 
 
 def mse_bound(
@@ -137,19 +125,15 @@ def mse_bound(
         >>> mse_bound(2.0, batch_size=4, output_bound=3.0, target_norm=1.0, sign="minus")
         1.0
     """
-    return mse_coefficient(batch_size, output_bound, target_norm, sign) * _check_nonnegative("k_z", k_z)
+    return mse_coefficient(batch_size, output_bound, target_norm, sign) * finite_nonnegative("k_z", k_z)
 
 
 def mse_coefficient(batch_size: int, output_bound: float, target_norm: float, sign: MSESign = "plus") -> float:
     r"""The factor ``c`` in :func:`mse_bound`: :math:`(K_a \pm \|y\|)/m`."""
-    m = _check_batch_size(batch_size)
-    k_a = _check_nonnegative("output_bound", output_bound)
-    y = _check_nonnegative("target_norm", target_norm)
-    if sign == "plus":
-        return (k_a + y) / m
-    if sign == "minus":
-        return (k_a - y) / m
-    raise ValueError(f"requires sign 'plus' or 'minus', got sign={sign!r}")
+    m = _batch_size(batch_size)
+    k_a = finite_nonnegative("output_bound", output_bound)
+    y = finite_nonnegative("target_norm", target_norm)
+    return _signed_sum(k_a, y, sign) / m
 
 
 def mae_bound(k_z: float, batch_size: int, num_outputs: int = 1, average_outputs: bool = False) -> float:
@@ -172,13 +156,11 @@ def mae_bound(k_z: float, batch_size: int, num_outputs: int = 1, average_outputs
         >>> mae_bound(8.0, batch_size=4, num_outputs=2, average_outputs=True)
         1.0
     """
-    m = _check_batch_size(batch_size)
+    m = _batch_size(batch_size)
     n_out = 1
     if average_outputs:
-        if isinstance(num_outputs, bool) or int(num_outputs) != num_outputs or num_outputs < 1:
-            raise ValueError(f"requires a positive integer num_outputs, got num_outputs={num_outputs!r}")
-        n_out = int(num_outputs)
-    return _check_nonnegative("k_z", k_z) / (m * n_out)
+        n_out = integer("num_outputs", num_outputs, 1)
+    return finite_nonnegative("k_z", k_z) / (m * n_out)
 
 
 def quantile_bound(k_z: float, batch_size: int, tau: float) -> float:
@@ -202,8 +184,8 @@ def quantile_bound(k_z: float, batch_size: int, tau: float) -> float:
     tau = float(tau)
     if not 0.0 < tau < 1.0:
         raise ValueError(f"requires 0 < tau < 1, got tau={tau!r}")
-    m = _check_batch_size(batch_size)
-    return max(tau, 1.0 - tau) * _check_nonnegative("k_z", k_z) / m
+    m = _batch_size(batch_size)
+    return max(tau, 1.0 - tau) * finite_nonnegative("k_z", k_z) / m
 
 
 def weight_decay_bound(weight_decay: float, max_weight_norm: float) -> float:
@@ -221,7 +203,31 @@ def weight_decay_bound(weight_decay: float, max_weight_norm: float) -> float:
         >>> weight_decay_bound(1e-3, 43.257)
         0.043257
     """
-    return _check_nonnegative("weight_decay", weight_decay) * _check_nonnegative("max_weight_norm", max_weight_norm)
+    return finite_nonnegative("weight_decay", weight_decay) * finite_nonnegative("max_weight_norm", max_weight_norm)
+
+
+def _required(name: str, value: float | None, loss: str) -> float:
+    if value is None:
+        raise ValueError(f"loss={loss!r} requires {name}, got {name}=None")
+    return value
+
+
+#: The loss bounds, by name: each maps ``(batch_size, **arguments)`` to the factor ``c`` with
+#: ``K_loss = c * K_z``. This is the one place a new loss bound is registered; the names are
+#: what ``AdaptiveLR(loss=...)`` accepts (add a test in ``tests/test_bounds.py``).
+LOSS_BOUNDS: dict[str, Callable[..., float]] = {
+    "cross_entropy": lambda m, num_classes=None, **_: cross_entropy_bound(
+        1.0, _required("num_classes", num_classes, "cross_entropy"), m
+    ),
+    "binary_cross_entropy": lambda m, **_: binary_cross_entropy_bound(1.0, m),
+    "mse": lambda m, output_bound=0.0, target_norm=0.0, mse_sign="plus", **_: mse_coefficient(
+        m, output_bound, target_norm, mse_sign
+    ),
+    "mae": lambda m, num_outputs=1, average_outputs=False, **_: mae_bound(1.0, m, num_outputs, average_outputs),
+    "quantile": lambda m, tau=None, **_: quantile_bound(1.0, m, _required("tau", tau, "quantile")),
+}
+#: Loss names accepted by :func:`loss_coefficient` and by ``AdaptiveLR(loss=...)``.
+LOSSES: tuple[str, ...] = tuple(LOSS_BOUNDS)
 
 
 def loss_coefficient(
@@ -236,7 +242,7 @@ def loss_coefficient(
     target_norm: float = 0.0,
     mse_sign: MSESign = "plus",
 ) -> float:
-    """The factor ``c`` with ``K_loss = c * K_z`` for a named loss (see the per-loss functions).
+    """The factor ``c`` with ``K_loss = c * K_z`` for a loss of :data:`LOSS_BOUNDS` (see the per-loss functions).
 
     Args:
         loss: one of :data:`LOSSES`.
@@ -250,21 +256,18 @@ def loss_coefficient(
         >>> loss_coefficient("cross_entropy", 128, num_classes=10) == 9 / 1280
         True
     """
-    if loss == "cross_entropy":
-        if num_classes is None:
-            raise ValueError("loss='cross_entropy' requires num_classes, got num_classes=None")
-        return cross_entropy_bound(1.0, num_classes, batch_size)
-    if loss == "binary_cross_entropy":
-        return binary_cross_entropy_bound(1.0, batch_size)
-    if loss == "mse":
-        return mse_coefficient(batch_size, output_bound, target_norm, mse_sign)
-    if loss == "mae":
-        return mae_bound(1.0, batch_size, num_outputs, average_outputs)
-    if loss == "quantile":
-        if tau is None:
-            raise ValueError("loss='quantile' requires tau, got tau=None")
-        return quantile_bound(1.0, batch_size, tau)
-    raise ValueError(f"unknown loss {loss!r}; expected one of {', '.join(LOSSES)}")
+    if loss not in LOSS_BOUNDS:
+        raise ValueError(f"unknown loss {loss!r}; expected one of {', '.join(LOSSES)}")
+    return LOSS_BOUNDS[loss](
+        batch_size,
+        num_classes=num_classes,
+        tau=tau,
+        num_outputs=num_outputs,
+        average_outputs=average_outputs,
+        output_bound=output_bound,
+        target_norm=target_norm,
+        mse_sign=mse_sign,
+    )
 
 
 def second_moment_bound(coefficient: float, k_z: float, s: float, weight_decay: float, max_weight_norm: float) -> float:
@@ -282,9 +285,16 @@ def second_moment_bound(coefficient: float, k_z: float, s: float, weight_decay: 
         1.0
     """
     c = float(coefficient)
-    return c * c * _check_nonnegative("s", s) + 2.0 * weight_decay_bound(
+    return c * c * finite_nonnegative("s", s) + 2.0 * weight_decay_bound(
         weight_decay, max_weight_norm
-    ) * c * _check_nonnegative("k_z", k_z)
+    ) * c * finite_nonnegative("k_z", k_z)
+
+
+def _signed_sum(a: float, b: float, sign: MSESign) -> float:
+    """``a + b`` (``sign="plus"``, the valid bound) or ``a - b`` (``"minus"``, the authors' code)."""
+    if sign not in MSE_SIGNS:
+        raise ValueError(f"requires sign 'plus' or 'minus', got sign={sign!r}")
+    return a + b if sign == "plus" else a - b
 
 
 def _design_matrix(x: ArrayLike) -> np.ndarray:
@@ -324,7 +334,7 @@ def softmax_regression_bound(x: ArrayLike, num_classes: int) -> float:
         2.5
     """
     array = _design_matrix(x)
-    k = _check_num_classes(num_classes)
+    k = integer("num_classes", num_classes, 2)
     return float((k - 1) / (k * array.shape[0]) * np.linalg.norm(array))
 
 
@@ -344,11 +354,7 @@ def linear_regression_bound(x: ArrayLike, y: ArrayLike, weight_bound: float, sig
     array = _design_matrix(x)
     target = np.asarray(y, dtype=np.float64).reshape(array.shape[0], -1)
     m = array.shape[0]
-    k = _check_nonnegative("weight_bound", weight_bound)
+    k = finite_nonnegative("weight_bound", weight_bound)
     gram = float(np.linalg.norm(array.T @ array, ord=2))
     cross = float(np.linalg.norm(target.T @ array, ord=2))
-    if sign == "plus":
-        return k * gram / m + cross / m
-    if sign == "minus":
-        return k * gram / m - cross / m
-    raise ValueError(f"requires sign 'plus' or 'minus', got sign={sign!r}")
+    return _signed_sum(k * gram / m, cross / m, sign)

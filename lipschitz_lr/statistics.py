@@ -17,16 +17,13 @@ and maxima stay on the device until the end of the pass (one host synchronisatio
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
-
-logger = logging.getLogger(__name__)
 
 __all__ = [
     "BatchUnpacker",
@@ -38,6 +35,7 @@ __all__ = [
     "default_unpack_batch",
     "find_head",
     "max_weight_norm",
+    "unwrap_model",
 ]
 
 #: Splits a loader's batch into (inputs, targets-or-None).
@@ -66,8 +64,24 @@ class LipschitzStatistics:
     batch_rows: int
     num_batches: int
 
-    def as_dict(self) -> dict[str, float]:
-        return asdict(self)
+    @classmethod
+    def from_maxima(cls, maxima: Iterable[float], max_weight_norm: float, num_batches: int) -> LipschitzStatistics:
+        """From the per-batch maxima ``(k_z, s, output_norm, target_norm, rows)``."""
+        k_z, s, out, y, rows = (float(v) for v in maxima)
+        return cls(
+            k_z=k_z,
+            s=s,
+            output_norm=out,
+            target_norm=y,
+            max_weight_norm=float(max_weight_norm),
+            batch_rows=int(rows) if math.isfinite(rows) else 0,
+            num_batches=num_batches,
+        )
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The module a ``DistributedDataParallel`` wrapper holds (any other model as it is)."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
 def find_head(model: nn.Module, head: nn.Module | str | None = None) -> nn.Module:
@@ -226,16 +240,7 @@ class StatisticsAccumulator:
         return self._maxima.cpu()
 
     def result(self, weight_norm: float) -> LipschitzStatistics:
-        k_z, s, out, y, rows = (float(v) for v in self.maxima())
-        return LipschitzStatistics(
-            k_z=k_z,
-            s=s,
-            output_norm=out,
-            target_norm=y,
-            max_weight_norm=float(weight_norm),
-            batch_rows=int(rows) if math.isfinite(rows) else 0,
-            num_batches=self.num_batches,
-        )
+        return LipschitzStatistics.from_maxima(self.maxima(), weight_norm, self.num_batches)
 
 
 class HeadHook:
@@ -248,20 +253,17 @@ class HeadHook:
     Use as a context manager or call :meth:`remove`.
     """
 
-    def __init__(self, head: nn.Module, *, training_only: bool = True) -> None:
+    def __init__(self, head: nn.Module) -> None:
         self.accumulator = StatisticsAccumulator()
-        self.training_only = training_only
         self.enabled = True
-        self.calls = 0
         self._handle = head.register_forward_hook(self._hook)
 
     def _hook(self, module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
-        if not self.enabled or (self.training_only and not module.training):
+        if not self.enabled or not module.training:
             return
         head_input = _first_tensor(inputs)
         if head_input is None:
             return
-        self.calls += 1
         self.accumulator.update(head_input, output if isinstance(output, Tensor) else None)
 
     def remove(self) -> None:
@@ -286,7 +288,6 @@ def collect_statistics(
     head: nn.Module | str | None = None,
     device: torch.device | str | None = None,
     unpack_batch: BatchUnpacker = default_unpack_batch,
-    forward: Callable[[nn.Module, Any], Any] | None = None,
     allow_empty: bool = False,
 ) -> LipschitzStatistics:
     """The reference pass: statistics of the head's inputs over every batch of ``loader``.
@@ -303,14 +304,13 @@ def collect_statistics(
         head: see :func:`find_head`.
         device: where to move inputs; default the device of the model's first parameter or buffer.
         unpack_batch: splits a batch into (inputs, targets).
-        forward: ``forward(model, inputs)``; default ``model(inputs)``.
         allow_empty: return zeros for an empty loader instead of raising (a distributed rank
             with an empty shard must still reach the all-reduce).
 
     Raises:
         ValueError: the loader is empty, or the head never ran during the pass.
     """
-    model = getattr(model, "module", model) if _is_ddp(model) else model
+    model = unwrap_model(model)
     head_module = find_head(model, head)
     if device is None:
         device = _model_device(model)
@@ -333,10 +333,7 @@ def collect_statistics(
             inputs = _to_device(inputs, device)
             current["targets"] = targets
             before = accumulator.num_batches
-            if forward is None:
-                model(inputs)
-            else:
-                forward(model, inputs)
+            model(inputs)
             seen_batches += 1
             if accumulator.num_batches == before:
                 raise ValueError(
@@ -352,10 +349,6 @@ def collect_statistics(
     return accumulator.result(max_weight_norm(model))
 
 
-def _is_ddp(model: nn.Module) -> bool:
-    return isinstance(model, nn.parallel.DistributedDataParallel)
-
-
 def _model_device(model: nn.Module) -> torch.device | None:
     for tensor in model.parameters():
         return tensor.device
@@ -364,30 +357,19 @@ def _model_device(model: nn.Module) -> torch.device | None:
     return None
 
 
-def all_reduce_max(stats: LipschitzStatistics, device: torch.device | str | None = None) -> LipschitzStatistics:
+def all_reduce_max(stats: LipschitzStatistics) -> LipschitzStatistics:
     """MAX all-reduce of the statistics across the default process group.
 
     Every rank must call this, also a rank that saw no batch (its zeros do not change the max).
-    One collective per call. ``device`` must suit the backend (CPU for gloo, CUDA for NCCL);
-    default: CUDA when the backend is NCCL, else CPU.
+    One collective per call, on CUDA for the NCCL backend and on the CPU otherwise.
     """
     import torch.distributed as dist
 
-    if device is None:
-        device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
     values = torch.tensor(
-        [stats.k_z, stats.s, stats.output_norm, stats.target_norm, stats.max_weight_norm, stats.batch_rows],
+        [stats.k_z, stats.s, stats.output_norm, stats.target_norm, stats.batch_rows, stats.max_weight_norm],
         dtype=torch.float64,
         device=device,
     )
     dist.all_reduce(values, op=dist.ReduceOp.MAX)
-    k_z, s, out, y, weight, rows = (float(v) for v in values.cpu())
-    return LipschitzStatistics(
-        k_z=k_z,
-        s=s,
-        output_norm=out,
-        target_norm=y,
-        max_weight_norm=weight,
-        batch_rows=int(rows) if math.isfinite(rows) else 0,
-        num_batches=stats.num_batches,
-    )
+    return LipschitzStatistics.from_maxima(values[:5].cpu(), float(values[5]), stats.num_batches)

@@ -603,3 +603,13 @@ def test_numpy_scalars_are_stored_as_plain_values():
         torch.save(state, buffer)
         buffer.seek(0)
         torch.load(buffer, weights_only=True)  # a numpy scalar in the state made this fail
+
+
+def test_get_lr_has_no_side_effects_and_warns_outside_step():
+    """torch guards get_lr against calls outside step(); ours must not run a pass or advance the EMAs."""
+    _, _, opt, sched = _trained()
+    before = (len(sched.history), sched._k1, sched._k2, sched._num_updates, opt.param_groups[0]["lr"])
+    with pytest.warns(UserWarning, match="get_last_lr"):
+        values = sched.get_lr()
+    assert values == sched.get_last_lr()
+    assert (len(sched.history), sched._k1, sched._k2, sched._num_updates, opt.param_groups[0]["lr"]) == before
