@@ -18,8 +18,9 @@ from collections.abc import Callable
 import torch
 
 from experiments.data import TensorBatches, load_dataset
+from experiments.devices import describe_device
+from experiments.loop import train_step
 from experiments.models import build_model
-from experiments.train import describe_device, train_step
 from lipschitz_lr import AdaptiveLR
 from lipschitz_lr.statistics import collect_statistics
 

@@ -15,9 +15,10 @@ import time
 
 import torch
 
-from experiments.data import AUGMENTATIONS, TensorBatches
+from experiments.data import DATASETS, TensorBatches
+from experiments.devices import AMP_MODES, describe_device
+from experiments.loop import train_step
 from experiments.models import build_model
-from experiments.train import AMP_MODES, describe_device, train_step
 
 SETUPS = {  # model -> (dataset, image shape, classes, training-set size, the configs' batch size)
     "mnist_cnn": ("mnist", (1, 28, 28), 10, 60_000, 256),
@@ -35,7 +36,7 @@ def measure(name: str, args: argparse.Namespace, device: torch.device) -> tuple[
     g = torch.Generator().manual_seed(0)
     images = torch.rand((n, *shape), generator=g).to(device)
     labels = torch.randint(0, classes, (n,), generator=g).to(device)
-    loader = TensorBatches(images, labels, batch_size, shuffle=True, augmentation=AUGMENTATIONS[dataset])
+    loader = TensorBatches(images, labels, batch_size, shuffle=True, augmentation=DATASETS[dataset].augmentation)
     model = build_model(name, classes).to(device)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)

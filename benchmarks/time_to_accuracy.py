@@ -12,7 +12,6 @@ and seconds it took, averaged over the seeds. The baselines' learning rates defa
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import statistics
 import tempfile
@@ -20,8 +19,9 @@ from pathlib import Path
 
 from experiments.config import load_config
 from experiments.data import load_dataset
+from experiments.devices import describe_device, resolve_device
 from experiments.schedules import SCHEDULES, run_length_args
-from experiments.train import RunOptions, Trainer, describe_device, resolve_device
+from experiments.train import RunOptions, Trainer
 
 # schedule -> (config, overrides)
 METHODS = {
@@ -35,23 +35,14 @@ METHODS = {
 }
 
 
-class ReachedTarget(Exception):
-    pass
-
-
 def run_until(config, data, target: float, device: str) -> tuple[int | None, float]:
     with tempfile.TemporaryDirectory() as out:
         trainer = Trainer(
             config, RunOptions(out_dir=Path(out), device=device, progress=False, tensorboard=False), data=data
         )
 
-        def stop_when_reached(epoch: int) -> None:
-            if trainer.history[-1]["test_acc"] >= target:
-                raise ReachedTarget
-
-        trainer.options.on_epoch_end = stop_when_reached
-        with contextlib.suppress(ReachedTarget):
-            trainer.run()
+        trainer.options.on_epoch_end = lambda epoch: trainer.history[-1]["test_acc"] >= target
+        trainer.run()
         seconds = sum(row["seconds"] for row in trainer.history)
         reached = trainer.history[-1]["test_acc"] >= target
         return (len(trainer.history) if reached else None), seconds

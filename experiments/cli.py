@@ -23,8 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError, ExperimentConfig, bundled_configs, load_config
+from .devices import AMP_MODES
+from .history import best_epoch
 from .run_dir import RunDirError
-from .train import AMP_MODES, RunOptions, run_experiment
+from .train import RunOptions, run_experiment
 
 
 def _parse_override(text: str) -> tuple[str, Any]:
@@ -99,9 +101,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         history = run_experiment(config, _options(args, out_dir, resume=args.resume))
     except KeyboardInterrupt:
         return _interrupted(out_dir, args.argv)
-    best = max(history, key=lambda r: r["test_acc"])
+    best = best_epoch(history)
     if os.environ.get("RANK", "0") == "0":
-        print(f"{config.name}: best test accuracy {best['test_acc']:.4f} at epoch {best['epoch']}; wrote {out_dir}")
+        reached = (
+            f"best test accuracy {best['test_acc']:.4f} at epoch {best['epoch']}" if best else "no finite accuracy"
+        )
+        print(f"{config.name}: {reached}; wrote {out_dir}")
     return 0
 
 
@@ -124,7 +129,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             label = f"lr{lr:g}"
             if decay is not None:
                 if base.schedule == "constant":
-                    changes.update(weight_decay=decay, keras_decay=decay > 0)
+                    changes.update(paper_lambda=decay, keras_decay=decay > 0)
                 else:
                     key = args.decay_key
                     if key is None:
@@ -136,9 +141,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 history = run_experiment(config, _options(args, root / label))
             except KeyboardInterrupt:
                 return _interrupted(root, None)
-            best = max(history, key=lambda r: r["test_acc"])
+            best = best_epoch(history) or {"test_acc": math.nan, "epoch": None}
             rows.append({"lr": lr, "decay": decay, "best_test_acc": best["test_acc"], "best_epoch": best["epoch"]})
-    rows.sort(key=lambda r: -r["best_test_acc"])
+    rows.sort(key=lambda r: -r["best_test_acc"] if math.isfinite(r["best_test_acc"]) else math.inf)
     (root / "sweep.json").write_text(json.dumps(rows, indent=1))
     lines = ["| lr | decay | best test acc | epoch |", "|---|---|---|---|"]
     lines += [

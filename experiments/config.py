@@ -19,26 +19,34 @@ else:  # pragma: no cover
 from lipschitz_lr.adaptive_lr import MOMENTUM_SEEDS, STATISTICS_SOURCES
 
 from .data import DATASETS
+from .errors import ConfigError
 from .losses import LOSSES
 from .models import MODELS
-from .optimizers import CORE_OPTIMIZERS, OPTIMIZERS, missing_package
+from .optimizers import OPTIMIZERS, missing_package
 from .schedules import SCHEDULES
 
+__all__ = ["CLEAN_SUFFIX", "ConfigError", "ExperimentConfig", "bundled_configs", "from_dict", "load_config"]
+
 CONFIG_DIR = Path(__file__).parent / "configs"
-
-
-class ConfigError(ValueError):
-    """A configuration that cannot run; the message names the offending key."""
+#: A bundled name with this suffix is the clean variant of the faithful config it extends
+#: (``c10_resnet20_sgd_clean``: ``c10_resnet20_sgd`` without the hidden Keras decay); see :func:`clean_variant`.
+CLEAN_SUFFIX = "_clean"
+#: Config keys that were renamed: old -> new (an old key is refused with a message naming the new one).
+RENAMED_KEYS = {
+    "weight_decay": "paper_lambda",
+    "l2": "kernel_l2",
+}
 
 
 @dataclass
 class ExperimentConfig:
     """Everything one run needs. Keys of the TOML file are these field names.
 
-    ``weight_decay`` is the paper's lambda: the L2 term inside LipschitzLR's bound and, with
-    ``keras_decay``, the per-iteration decay ``lr / (1 + lambda t)`` of the authors' Keras
-    optimizers (for the adaptive schedule and the fixed-LR baselines alike). ``l2`` is the model's
-    real regularisation (Keras ``l2(c)`` on conv kernels: gradient ``2 c w``).
+    ``paper_lambda`` is the paper's lambda: the L2 term inside LipschitzLR's bound
+    (``AdaptiveLR(weight_decay=)``) and, with ``keras_decay``, the per-iteration decay
+    ``lr / (1 + lambda t)`` of the authors' Keras optimizers (for the adaptive schedule and the
+    fixed-LR baselines alike); it does not regularise the model. ``kernel_l2`` is the model's real
+    regularisation (Keras ``l2(c)`` on conv kernels: gradient ``2 c w``, torch ``weight_decay = 2c``).
 
     ``loss`` is ``keras_cross_entropy`` (the authors' Keras loss, probabilities clipped to
     ``[1e-7, 1 - 1e-7]``; the reference) or ``cross_entropy`` (torch's, the clean choice).
@@ -55,9 +63,9 @@ class ExperimentConfig:
     lr: float = 0.01
     epochs: int = 20
     batch_size: int = 128
-    weight_decay: float = 0.0
+    paper_lambda: float = 0.0
     keras_decay: bool = False
-    l2: float = 0.0
+    kernel_l2: float = 0.0
     augment: bool = True
     keras_faithful: bool = True
     loss: str = "keras_cross_entropy"
@@ -90,7 +98,7 @@ class ExperimentConfig:
         for key in ("epochs", "batch_size"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be >= 1, got {key}={getattr(self, key)!r}")
-        for key in ("lr", "weight_decay", "l2"):
+        for key in ("lr", "paper_lambda", "kernel_l2"):
             value = getattr(self, key)
             if not math.isfinite(value) or value < 0:
                 raise ConfigError(f"{key} must be a finite number >= 0, got {key}={value!r}")
@@ -102,9 +110,10 @@ class ExperimentConfig:
             value = getattr(self, key)
             if value is not None and value < 1:
                 raise ConfigError(f"{key} must be >= 1 (leave it out for the whole split), got {key}={value!r}")
-        if self.schedule == "lipschitz" and self.optimizer not in CORE_OPTIMIZERS:
+        if self.schedule == "lipschitz" and OPTIMIZERS[self.optimizer].variant is None:
+            with_variants = OPTIMIZERS.names(lambda spec: spec.variant is not None)
             raise ConfigError(
-                f"schedule 'lipschitz' has variants for {', '.join(CORE_OPTIMIZERS)}, got optimizer={self.optimizer!r}"
+                f"schedule 'lipschitz' has variants for {', '.join(with_variants)}, got optimizer={self.optimizer!r}"
             )
         if missing_package(self.optimizer):
             raise ConfigError(
@@ -149,6 +158,12 @@ def _check_type(key: str, value: Any, annotation: Any) -> Any:
 
 def from_dict(raw: dict[str, Any]) -> ExperimentConfig:
     hints = typing.get_type_hints(ExperimentConfig)
+    renamed = [f"{old!r} is now {new!r}" for old, new in RENAMED_KEYS.items() if old in raw]
+    if renamed:
+        raise ConfigError(
+            f"renamed config key(s): {'; '.join(renamed)} (paper_lambda: the paper's lambda in the bound and the "
+            "Keras decay; kernel_l2: the model's L2 regularisation of its conv kernels); rename them in the config"
+        )
     unknown = sorted(set(raw) - set(hints))
     if unknown:
         raise ConfigError(f"unknown config key(s) {', '.join(unknown)}; known keys: {', '.join(hints)}")
@@ -163,14 +178,32 @@ def _required(f: dataclasses.Field[Any]) -> bool:
     return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
 
 
+def clean_variant(config: ExperimentConfig) -> ExperimentConfig:
+    """The clean variant of a faithful LipschitzLR config: the same run without the authors' hidden
+    per-iteration Keras decay (README, "Reference mode and clean mode"), named ``<name>_clean``."""
+    if config.schedule != "lipschitz" or not config.keras_decay:
+        raise ConfigError(
+            f"{config.name!r} has no clean variant: only LipschitzLR configs with keras_decay = true have one"
+        )
+    return config.replace(
+        name=config.name + CLEAN_SUFFIX,
+        keras_decay=False,
+        description=f"{config.dataset} {config.model} {config.optimizer} LipschitzLR, clean: no hidden Keras decay",
+    )
+
+
 def load_config(path_or_name: str | Path) -> ExperimentConfig:
-    """Load a TOML config by path, or by name from ``experiments/configs`` (``mnist_sgd``)."""
+    """Load a TOML config by path, or by name from ``experiments/configs`` (``mnist_sgd``); a bundled
+    name ending in ``_clean`` is the :func:`clean_variant` of the config it names without the suffix."""
     path = Path(path_or_name)
     if not path.exists():
-        candidate = CONFIG_DIR / f"{path_or_name}.toml"
-        if not candidate.exists():
-            raise ConfigError(f"no config file {str(path)!r} and no bundled config named {str(path_or_name)!r}")
-        path = candidate
+        name = str(path_or_name)
+        path = CONFIG_DIR / f"{name}.toml"
+        faithful = name.removesuffix(CLEAN_SUFFIX)
+        if not path.exists() and faithful != name and (CONFIG_DIR / f"{faithful}.toml").exists():
+            return clean_variant(load_config(faithful))
+        if not path.exists():
+            raise ConfigError(f"no config file {name!r} and no bundled config named {name!r}")
     with path.open("rb") as f:
         try:
             raw = tomllib.load(f)
@@ -181,4 +214,11 @@ def load_config(path_or_name: str | Path) -> ExperimentConfig:
 
 
 def bundled_configs() -> list[str]:
-    return sorted(p.stem for p in CONFIG_DIR.glob("*.toml"))
+    """The names of the bundled configs and of their clean variants."""
+    names = [p.stem for p in CONFIG_DIR.glob("*.toml")]
+    clean = [name + CLEAN_SUFFIX for name in names if _has_clean_variant(load_config(name))]
+    return sorted(names + clean)
+
+
+def _has_clean_variant(config: ExperimentConfig) -> bool:
+    return config.schedule == "lipschitz" and config.keras_decay

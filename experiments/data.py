@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .registry import Registry
+
 DATA_ENV = "LIPSCHITZ_LR_DATA"
-DATASETS = ("mnist", "cifar10", "cifar100")
-_NUM_CLASSES = {"mnist": 10, "cifar10": 10, "cifar100": 100}
 
 
 def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -33,12 +33,6 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
     if data_dir is not None:
         return Path(data_dir)
     return Path(os.environ.get(DATA_ENV, "data"))
-
-
-def num_classes(dataset: str) -> int:
-    if dataset not in _NUM_CLASSES:
-        raise ValueError(f"unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
-    return _NUM_CLASSES[dataset]
 
 
 @dataclass(frozen=True)
@@ -89,13 +83,6 @@ class Augmentation:
         return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-AUGMENTATIONS = {
-    "mnist": Augmentation(rotation_degrees=15.0, zoom=0.1, shift=0.1),
-    "cifar10": Augmentation(shift=0.1, horizontal_flip=True),
-    "cifar100": Augmentation(shift=0.1, horizontal_flip=True),
-}
-
-
 class TensorBatches:
     """Batches sliced from tensors already on the device: a minimal, fast DataLoader.
 
@@ -126,10 +113,6 @@ class TensorBatches:
 
     def __len__(self) -> int:
         return math.ceil(self.images.shape[0] / self.batch_size)
-
-    @property
-    def num_samples(self) -> int:
-        return int(self.images.shape[0])
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         n = self.images.shape[0]
@@ -189,22 +172,9 @@ def _read_cifar(folder: Path, files: list[str], label_key: bytes) -> tuple[Tenso
     return torch.cat(images), torch.cat(labels)
 
 
-def _expected_files(dataset: str) -> str:
-    if dataset == "mnist":
-        files = (
-            "train-images-idx3-ubyte",
-            "train-labels-idx1-ubyte",
-            "t10k-images-idx3-ubyte",
-            "t10k-labels-idx1-ubyte",
-        )
-        return f"MNIST/raw/ ({', '.join(files)})"
-    folder, train_files, test_files, _ = _CIFAR_LAYOUT[dataset]
-    return f"{folder}/ ({', '.join(train_files + test_files)})"
-
-
 def _missing(dataset: str, root: Path) -> FileNotFoundError:
     return FileNotFoundError(
-        f"{dataset} not found under {root.resolve()}: expected {_expected_files(dataset)} in "
+        f"{dataset} not found under {root.resolve()}: expected {DATASETS[dataset].expected_files} in "
         f"torchvision's format. Set --data-dir or ${DATA_ENV}, or pass --download when online."
     )
 
@@ -244,28 +214,83 @@ def _check_mnist_files(raw: Path) -> None:
             )
 
 
-def _load_raw(dataset: str, root: Path, download: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+RawSplits = tuple[Tensor, Tensor, Tensor, Tensor]
+
+
+def _load_mnist(root: Path, download: bool) -> RawSplits:
     from torchvision import datasets
 
-    if dataset == "mnist":
-        _check_mnist_files(root / "MNIST" / "raw")
-        try:
-            train = datasets.MNIST(root=str(root), train=True, download=download)
-            test = datasets.MNIST(root=str(root), train=False, download=download)
-        except RuntimeError as error:
-            raise _missing(dataset, root) from error
-        return train.data.unsqueeze(1), train.targets, test.data.unsqueeze(1), test.targets
+    _check_mnist_files(root / "MNIST" / "raw")
+    try:
+        train = datasets.MNIST(root=str(root), train=True, download=download)
+        test = datasets.MNIST(root=str(root), train=False, download=download)
+    except RuntimeError as error:
+        raise _missing("mnist", root) from error
+    return train.data.unsqueeze(1), train.targets, test.data.unsqueeze(1), test.targets
+
+
+def _cifar_loader(dataset: str, torchvision_class: str) -> Callable[[Path, bool], RawSplits]:
     folder_name, train_files, test_files, label_key = _CIFAR_LAYOUT[dataset]
-    folder = root / folder_name
-    if not all((folder / name).exists() for name in train_files + test_files):
-        if not download:
-            raise _missing(dataset, root)
-        cls = datasets.CIFAR10 if dataset == "cifar10" else datasets.CIFAR100
-        try:
-            cls(root=str(root), train=True, download=True)  # downloads and checks the archive's md5
-        except Exception as error:
-            raise _missing(dataset, root) from error
-    return (*_read_cifar(folder, train_files, label_key), *_read_cifar(folder, test_files, label_key))
+
+    def load(root: Path, download: bool) -> RawSplits:
+        folder = root / folder_name
+        if not all((folder / name).exists() for name in train_files + test_files):
+            if not download:
+                raise _missing(dataset, root)
+            from torchvision import datasets
+
+            try:  # downloads and checks the archive's md5
+                getattr(datasets, torchvision_class)(root=str(root), train=True, download=True)
+            except Exception as error:
+                raise _missing(dataset, root) from error
+        return (*_read_cifar(folder, train_files, label_key), *_read_cifar(folder, test_files, label_key))
+
+    return load
+
+
+def _cifar_files(dataset: str) -> str:
+    folder, train_files, test_files, _ = _CIFAR_LAYOUT[dataset]
+    return f"{folder}/ ({', '.join(train_files + test_files)})"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One dataset of the registry.
+
+    Attributes:
+        num_classes: the number of labels (``k`` of the bound).
+        augmentation: the authors' training augmentation for it.
+        load: ``load(root, download) -> (train_images, train_labels, test_images, test_labels)``,
+            uint8 images N x C x H x W as torchvision stores them.
+        expected_files: what must be under the data directory (named in the "not found" error).
+        subtract_mean_image: subtract the training set's per-pixel mean image (the paper's CIFAR
+            preprocessing) after ``x / 255``.
+    """
+
+    num_classes: int
+    augmentation: Augmentation
+    load: Callable[[Path, bool], RawSplits]
+    expected_files: str
+    subtract_mean_image: bool = False
+
+
+_MNIST_FILES = ", ".join(_MNIST_IDX)
+_CIFAR_AUGMENTATION = Augmentation(shift=0.1, horizontal_flip=True)
+#: The dataset registry: a config's ``dataset`` names one (test: ``tests/experiments/test_data.py``).
+DATASETS: Registry[DatasetSpec] = Registry(
+    "dataset",
+    {
+        "mnist": DatasetSpec(
+            10, Augmentation(rotation_degrees=15.0, zoom=0.1, shift=0.1), _load_mnist, f"MNIST/raw/ ({_MNIST_FILES})"
+        ),
+        "cifar10": DatasetSpec(
+            10, _CIFAR_AUGMENTATION, _cifar_loader("cifar10", "CIFAR10"), _cifar_files("cifar10"), True
+        ),
+        "cifar100": DatasetSpec(
+            100, _CIFAR_AUGMENTATION, _cifar_loader("cifar100", "CIFAR100"), _cifar_files("cifar100"), True
+        ),
+    },
+)
 
 
 def load_dataset(
@@ -282,9 +307,9 @@ def load_dataset(
     ``train_subset``/``test_subset`` keep the first N images (for demos and tests); the CIFAR
     mean image is computed on the training images that are kept.
     """
-    k = num_classes(dataset)
+    spec = DATASETS.lookup(dataset)
     root = resolve_data_dir(data_dir)
-    train_x, train_y, test_x, test_y = _load_raw(dataset, root, download)
+    train_x, train_y, test_x, test_y = spec.load(root, download)
     if train_subset is not None:
         train_x, train_y = train_x[:train_subset], train_y[:train_subset]
     if test_subset is not None:
@@ -292,8 +317,8 @@ def load_dataset(
     device = torch.device(device)
     train = train_x.to(device).float().div_(255.0)
     test = test_x.to(device).float().div_(255.0)
-    if dataset.startswith("cifar"):
+    if spec.subtract_mean_image:
         mean_image = train.mean(dim=0, keepdim=True)
         train -= mean_image
         test -= mean_image
-    return DataSplits(train, train_y.to(device), test, test_y.to(device), k, AUGMENTATIONS[dataset])
+    return DataSplits(train, train_y.to(device), test, test_y.to(device), spec.num_classes, spec.augmentation)

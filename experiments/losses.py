@@ -17,12 +17,15 @@ and the log are computed in float32 whatever the autocast precision.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["KERAS_EPSILON", "LOSSES", "build_loss", "keras_cross_entropy"]
+from .registry import Registry
+
+__all__ = ["KERAS_EPSILON", "LOSSES", "LossSpec", "keras_cross_entropy"]
 
 #: Keras' ``backend.epsilon()`` default.
 KERAS_EPSILON = 1e-7
@@ -54,16 +57,26 @@ def _torch_cross_entropy(logits: Tensor, targets: Tensor, reduction: str = "mean
     return F.cross_entropy(logits.float(), targets, reduction=reduction)
 
 
-#: Loss name -> ``loss(logits, targets, reduction="mean")``. Both are bounded by LipschitzLR's
-#: softmax cross-entropy bound (the cut only removes gradient).
-LOSSES: dict[str, LossFn] = {
-    "keras_cross_entropy": keras_cross_entropy,
-    "cross_entropy": _torch_cross_entropy,
-}
+@dataclass(frozen=True)
+class LossSpec:
+    """A training loss of the registry.
+
+    Attributes:
+        fn: ``fn(logits, targets, reduction="mean")``.
+        bound: the name of its Lipschitz bound in :data:`lipschitz_lr.bounds.LOSS_BOUNDS`, which
+            LipschitzLR is given as ``AdaptiveLR(loss=...)``.
+    """
+
+    fn: LossFn
+    bound: str
 
 
-def build_loss(name: str) -> LossFn:
-    """The loss function registered under ``name``."""
-    if name not in LOSSES:
-        raise ValueError(f"unknown loss {name!r}; expected one of {', '.join(LOSSES)}")
-    return LOSSES[name]
+#: The training-loss registry: a config's ``loss`` names one (test: ``tests/experiments/test_losses.py``).
+#: Both cross-entropies have the softmax cross-entropy bound (the Keras cut only removes gradient).
+LOSSES: Registry[LossSpec] = Registry(
+    "loss",
+    {
+        "keras_cross_entropy": LossSpec(keras_cross_entropy, bound="cross_entropy"),
+        "cross_entropy": LossSpec(_torch_cross_entropy, bound="cross_entropy"),
+    },
+)

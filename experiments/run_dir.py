@@ -20,7 +20,9 @@ and optionally ``tensorboard/``. The rules:
 from __future__ import annotations
 
 import contextlib
+import csv
 import io
+import json
 import logging
 import os
 import pickle
@@ -31,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from .history import HISTORY_FIELDS
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +172,29 @@ class RunDirectory:
         finally:
             self.lock_path.unlink(missing_ok=True)
 
+    # ------------------------------------------------------------ what a run writes (all atomically)
+    def write_json(self, name: str, obj: Any) -> None:
+        """``config.json`` or ``summary.json``."""
+        atomic_write_bytes(self.path / name, json.dumps(obj, indent=1).encode())
+
+    def write_history(self, history: list[dict[str, Any]]) -> None:
+        """``history.json`` and ``history.csv`` (columns :data:`experiments.history.HISTORY_FIELDS`)."""
+        self.write_json("history.json", history)
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=HISTORY_FIELDS)
+        writer.writeheader()
+        writer.writerows(history)
+        atomic_write_bytes(self.path / "history.csv", text.getvalue().encode())
+
+    def save_checkpoint(self, state: dict[str, Any], rank: int = 0) -> None:
+        """Rank 0's ``checkpoint.pt``, or another rank's ``rank<N>.pt`` (its RNG states)."""
+        atomic_torch_save(state, self.checkpoint if rank == 0 else self.rank_file(rank))
+
+    def load_checkpoint(self, map_location: Any, rank: int = 0) -> dict[str, Any]:
+        """What :meth:`save_checkpoint` wrote for ``rank`` (see :meth:`load` for the errors)."""
+        return self.load(self.checkpoint if rank == 0 else self.rank_file(rank), map_location)
+
+    # ------------------------------------------------------------ what a resume reads
     def load(self, path: Path, map_location: Any) -> dict[str, Any]:
         """``torch.load`` a checkpoint or rank file, or a :class:`RunDirError` that names the file."""
         try:

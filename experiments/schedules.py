@@ -13,17 +13,17 @@ from typing import Any, Literal
 from torch.optim import Optimizer
 from torch.optim import lr_scheduler as sched
 
+from .errors import ConfigError
+from .registry import Registry
+
 
 @dataclass(frozen=True)
 class ScheduleSpec:
     interval: Literal["epoch", "step"]
     defaults: dict[str, Any] = field(default_factory=dict)
     build: Callable[[Optimizer, dict[str, Any], int, int, float], Any] | None = None
-    description: str = ""
 
     def check_args(self, args: dict[str, Any]) -> None:
-        from .config import ConfigError
-
         unknown = sorted(set(args) - set(self.defaults))
         if unknown:
             allowed = ", ".join(self.defaults) or "none"
@@ -38,92 +38,101 @@ def _has_momentum(optimizer: Optimizer) -> bool:
     return "momentum" in optimizer.defaults and optimizer.defaults["momentum"] > 0
 
 
-SCHEDULES: dict[str, ScheduleSpec] = {
-    "lipschitz": ScheduleSpec("epoch", description="LipschitzLR: lr = 1/K every epoch (AdaptiveLR)"),
-    "constant": ScheduleSpec("epoch", description="fixed learning rate (optionally with Keras decay)"),
-    "step": ScheduleSpec(
-        "epoch",
-        {"step_size": 30, "gamma": 0.1},
-        lambda opt, a, spe, ep, lr: sched.StepLR(opt, step_size=a["step_size"], gamma=a["gamma"]),
-        "step decay: multiply by gamma every step_size epochs",
-    ),
-    "piecewise": ScheduleSpec(
-        "epoch",
-        {"milestones": [150, 225], "gamma": 0.1},
-        lambda opt, a, spe, ep, lr: sched.MultiStepLR(opt, milestones=a["milestones"], gamma=a["gamma"]),
-        "piecewise constant: multiply by gamma at each milestone epoch",
-    ),
-    "exponential": ScheduleSpec(
-        "step",
-        {"decay_steps": 1000, "decay_rate": 0.9, "staircase": True},
-        lambda opt, a, spe, ep, lr: (
-            sched.StepLR(opt, step_size=a["decay_steps"], gamma=a["decay_rate"])
-            if a["staircase"]
-            else sched.ExponentialLR(opt, gamma=a["decay_rate"] ** (1.0 / a["decay_steps"]))
+#: The schedule registry: a config's ``schedule`` names one (test: ``tests/experiments/test_schedules.py``).
+#: ``lipschitz`` (AdaptiveLR) and ``constant`` are built by the trainer; the rest here from torch.
+SCHEDULES: Registry[ScheduleSpec] = Registry(
+    "schedule",
+    {
+        # LipschitzLR: lr = 1/K every epoch (AdaptiveLR)
+        "lipschitz": ScheduleSpec("epoch"),
+        # fixed learning rate (optionally with Keras decay)
+        "constant": ScheduleSpec("epoch"),
+        # step decay: multiply by gamma every step_size epochs
+        "step": ScheduleSpec(
+            "epoch",
+            {"step_size": 30, "gamma": 0.1},
+            lambda opt, a, spe, ep, lr: sched.StepLR(opt, step_size=a["step_size"], gamma=a["gamma"]),
         ),
-        "exponential decay by decay_rate every decay_steps optimizer steps",
-    ),
-    "polynomial": ScheduleSpec(
-        "epoch",
-        {"power": 1.0},
-        lambda opt, a, spe, ep, lr: sched.PolynomialLR(opt, total_iters=ep, power=a["power"]),
-        "polynomial decay to 0 over the run",
-    ),
-    "inverse_time": ScheduleSpec(
-        "step",
-        {"decay": 1e-3},
-        lambda opt, a, spe, ep, lr: sched.LambdaLR(opt, _InverseTime(a["decay"])),
-        "Keras' standard decay lr / (1 + decay * iterations)",
-    ),
-    "cosine": ScheduleSpec(
-        "epoch",
-        {"alpha": 0.0},
-        lambda opt, a, spe, ep, lr: sched.CosineAnnealingLR(opt, T_max=ep, eta_min=a["alpha"] * lr),
-        "cosine decay to alpha * lr over the run",
-    ),
-    "cosine_restarts": ScheduleSpec(
-        "epoch",
-        {"t_0": 10, "t_mul": 2, "alpha": 0.0},
-        lambda opt, a, spe, ep, lr: sched.CosineAnnealingWarmRestarts(
-            opt, T_0=a["t_0"], T_mult=a["t_mul"], eta_min=a["alpha"] * lr
+        # piecewise constant: multiply by gamma at each milestone epoch
+        "piecewise": ScheduleSpec(
+            "epoch",
+            {"milestones": [150, 225], "gamma": 0.1},
+            lambda opt, a, spe, ep, lr: sched.MultiStepLR(opt, milestones=a["milestones"], gamma=a["gamma"]),
         ),
-        "cosine decay with warm restarts (torch has no m_mul)",
-    ),
-    "cyclic": ScheduleSpec(
-        "step",
-        {"max_lr_factor": 10.0, "step_size_up": 2000, "mode": "triangular", "gamma": 1.0},
-        lambda opt, a, spe, ep, lr: sched.CyclicLR(
-            opt,
-            base_lr=lr,
-            max_lr=lr * a["max_lr_factor"],
-            step_size_up=a["step_size_up"],
-            mode=a["mode"],
-            gamma=a["gamma"],
-            cycle_momentum=_has_momentum(opt),
+        # exponential decay by decay_rate every decay_steps optimizer steps
+        "exponential": ScheduleSpec(
+            "step",
+            {"decay_steps": 1000, "decay_rate": 0.9, "staircase": True},
+            lambda opt, a, spe, ep, lr: (
+                sched.StepLR(opt, step_size=a["decay_steps"], gamma=a["decay_rate"])
+                if a["staircase"]
+                else sched.ExponentialLR(opt, gamma=a["decay_rate"] ** (1.0 / a["decay_steps"]))
+            ),
         ),
-        "cyclic learning rate (triangular, triangular2, exp_range)",
-    ),
-    "onecycle": ScheduleSpec(
-        "step",
-        {"pct_start": 0.3},
-        lambda opt, a, spe, ep, lr: sched.OneCycleLR(
-            opt, max_lr=lr, total_steps=spe * ep, pct_start=a["pct_start"], cycle_momentum=_has_momentum(opt)
+        # polynomial decay to 0 over the run
+        "polynomial": ScheduleSpec(
+            "epoch",
+            {"power": 1.0},
+            lambda opt, a, spe, ep, lr: sched.PolynomialLR(opt, total_iters=ep, power=a["power"]),
         ),
-        "one-cycle policy peaking at lr",
-    ),
-    "warmup": ScheduleSpec(
-        "epoch",
-        {"start_factor": 0.1, "warmup_epochs": 5},
-        lambda opt, a, spe, ep, lr: sched.LinearLR(opt, start_factor=a["start_factor"], total_iters=a["warmup_epochs"]),
-        "linear warm-up to lr, then constant",
-    ),
-    "plateau": ScheduleSpec(
-        "epoch",
-        {"factor": 0.1, "patience": 10},
-        lambda opt, a, spe, ep, lr: sched.ReduceLROnPlateau(opt, factor=a["factor"], patience=a["patience"]),
-        "reduce when the training loss stagnates",
-    ),
-}
+        # Keras' standard decay lr / (1 + decay * iterations)
+        "inverse_time": ScheduleSpec(
+            "step",
+            {"decay": 1e-3},
+            lambda opt, a, spe, ep, lr: sched.LambdaLR(opt, _InverseTime(a["decay"])),
+        ),
+        # cosine decay to alpha * lr over the run
+        "cosine": ScheduleSpec(
+            "epoch",
+            {"alpha": 0.0},
+            lambda opt, a, spe, ep, lr: sched.CosineAnnealingLR(opt, T_max=ep, eta_min=a["alpha"] * lr),
+        ),
+        # cosine decay with warm restarts (torch has no m_mul)
+        "cosine_restarts": ScheduleSpec(
+            "epoch",
+            {"t_0": 10, "t_mul": 2, "alpha": 0.0},
+            lambda opt, a, spe, ep, lr: sched.CosineAnnealingWarmRestarts(
+                opt, T_0=a["t_0"], T_mult=a["t_mul"], eta_min=a["alpha"] * lr
+            ),
+        ),
+        # cyclic learning rate (triangular, triangular2, exp_range)
+        "cyclic": ScheduleSpec(
+            "step",
+            {"max_lr_factor": 10.0, "step_size_up": 2000, "mode": "triangular", "gamma": 1.0},
+            lambda opt, a, spe, ep, lr: sched.CyclicLR(
+                opt,
+                base_lr=lr,
+                max_lr=lr * a["max_lr_factor"],
+                step_size_up=a["step_size_up"],
+                mode=a["mode"],
+                gamma=a["gamma"],
+                cycle_momentum=_has_momentum(opt),
+            ),
+        ),
+        # one-cycle policy peaking at lr
+        "onecycle": ScheduleSpec(
+            "step",
+            {"pct_start": 0.3},
+            lambda opt, a, spe, ep, lr: sched.OneCycleLR(
+                opt, max_lr=lr, total_steps=spe * ep, pct_start=a["pct_start"], cycle_momentum=_has_momentum(opt)
+            ),
+        ),
+        # linear warm-up to lr, then constant
+        "warmup": ScheduleSpec(
+            "epoch",
+            {"start_factor": 0.1, "warmup_epochs": 5},
+            lambda opt, a, spe, ep, lr: sched.LinearLR(
+                opt, start_factor=a["start_factor"], total_iters=a["warmup_epochs"]
+            ),
+        ),
+        # reduce when the training loss stagnates
+        "plateau": ScheduleSpec(
+            "epoch",
+            {"factor": 0.1, "patience": 10},
+            lambda opt, a, spe, ep, lr: sched.ReduceLROnPlateau(opt, factor=a["factor"], patience=a["patience"]),
+        ),
+    },
+)
 
 
 class _InverseTime:
@@ -145,7 +154,7 @@ def build_schedule(
     name: str, optimizer: Optimizer, args: dict[str, Any], steps_per_epoch: int, epochs: int, lr: float
 ) -> tuple[Any, str]:
     """Build a classic schedule; returns ``(scheduler, interval)``. Not for ``lipschitz``/``constant``."""
-    spec = SCHEDULES[name]
+    spec = SCHEDULES.lookup(name)
     if spec.build is None:
         raise ValueError(f"schedule {name!r} is built by the training loop, not by build_schedule")
     return spec.build(optimizer, spec.resolve(args), steps_per_epoch, epochs, lr), spec.interval

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any
+
+from experiments.history import best_epoch
+
+__all__ = [
+    "REQUIRED_COLUMNS",
+    "HistoryError",
+    "best_epoch",
+    "find_runs",
+    "read_histories",
+    "read_history",
+    "read_summary",
+]
 
 #: The columns every figure and Table 1 read from a history row.
 REQUIRED_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc")
@@ -45,12 +56,6 @@ def read_histories(runs: dict[str, Path]) -> dict[str, list[dict[str, Any]]]:
         except HistoryError as error:
             print(f"skip {name}: {error}", file=sys.stderr)
     return histories
-
-
-def best_epoch(history: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The row of the epoch with the best finite test accuracy (None when every epoch's is NaN or inf)."""
-    finite = [r for r in history if isinstance(r["test_acc"], (int, float)) and math.isfinite(r["test_acc"])]
-    return max(finite, key=lambda r: r["test_acc"]) if finite else None
 
 
 def read_summary(run_dir: str | Path) -> dict[str, Any] | None:

@@ -1,6 +1,6 @@
 import pytest
 
-from experiments.config import ConfigError, bundled_configs, from_dict, load_config
+from experiments.config import CONFIG_DIR, ConfigError, bundled_configs, from_dict, load_config
 
 MINIMAL = {"name": "x", "dataset": "mnist", "model": "mnist_cnn"}
 
@@ -18,7 +18,7 @@ def test_table1_rows_have_faithful_and_clean_variants():
     clean = load_config("c10_resnet20_sgd_clean")
     baseline = load_config("c10_resnet20_sgd_baseline")
     assert faithful.keras_decay and not clean.keras_decay
-    assert (faithful.weight_decay, faithful.batch_size, faithful.epochs, faithful.l2) == (1e-3, 128, 300, 1e-4)
+    assert (faithful.paper_lambda, faithful.batch_size, faithful.epochs, faithful.kernel_l2) == (1e-3, 128, 300, 1e-4)
     assert baseline.schedule == "constant" and baseline.lr == 0.01 and baseline.keras_decay
     assert load_config("c100_resnet56v2_sgd").epochs == 500
     assert load_config("c10_densenet40_rmsprop_baseline").lr == 0.001
@@ -41,7 +41,7 @@ def test_table1_rows_have_faithful_and_clean_variants():
         ({**MINIMAL, "lr": float("nan")}, "lr=nan"),
         ({**MINIMAL, "lr": float("inf")}, "lr=inf"),
         ({**MINIMAL, "lr": 0.0}, "lr must be > 0"),
-        ({**MINIMAL, "weight_decay": float("nan")}, "weight_decay=nan"),
+        ({**MINIMAL, "paper_lambda": float("nan")}, "paper_lambda=nan"),
         ({**MINIMAL, "initial_lr": float("inf")}, "initial_lr=inf"),
         ({**MINIMAL, "train_subset": -100}, "train_subset=-100"),
         ({**MINIMAL, "train_subset": 0}, "train_subset=0"),
@@ -97,3 +97,22 @@ def test_ints_are_accepted_for_floats_and_files_by_path(tmp_path):
 def test_lipschitz_needs_a_core_optimizer():
     with pytest.raises(ConfigError, match="optimizer='prodigy'"):
         from_dict({**MINIMAL, "optimizer": "prodigy", "schedule": "lipschitz"})
+
+
+def test_clean_variants_are_derived_from_their_faithful_config_not_copied():
+    assert not list(CONFIG_DIR.glob("*_clean.toml"))
+    clean_names = [name for name in bundled_configs() if name.endswith("_clean")]
+    assert len(clean_names) >= 17  # the 17 that were copies before, and any new faithful LipschitzLR config
+    for name in clean_names:
+        faithful, clean = load_config(name.removesuffix("_clean")), load_config(name)
+        assert faithful.keras_decay and faithful.schedule == "lipschitz"
+        differs = {k for k, v in clean.to_dict().items() if faithful.to_dict()[k] != v}
+        assert differs == {"name", "keras_decay", "description"} and "clean" in clean.description
+    with pytest.raises(ConfigError, match="'mnist_sgd' has no clean variant"):
+        load_config("mnist_sgd_clean")
+
+
+@pytest.mark.parametrize(("old", "new"), [("weight_decay", "paper_lambda"), ("l2", "kernel_l2")])
+def test_renamed_keys_are_refused_naming_the_new_key(old, new):
+    with pytest.raises(ConfigError, match=f"'{old}' is now '{new}'"):
+        from_dict({**MINIMAL, old: 1e-3})

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from experiments.data import AUGMENTATIONS, Augmentation, TensorBatches, load_dataset, resolve_data_dir
+from experiments.data import DATASETS, Augmentation, TensorBatches, load_dataset, resolve_data_dir
 
 
 def test_mnist_from_shared_data(data_dir):
@@ -54,7 +54,7 @@ def test_augmentation_identity_flip_and_shift():
     flipped = [torch.allclose(flip[i], images[i].flip(-1), atol=1e-5) for i in range(8)]
     kept = [torch.allclose(flip[i], images[i], atol=1e-5) for i in range(8)]
     assert all(f or k for f, k in zip(flipped, kept, strict=True)) and any(flipped) and any(kept)
-    mnist = AUGMENTATIONS["mnist"](torch.rand(16, 1, 28, 28), g)
+    mnist = DATASETS["mnist"].augmentation(torch.rand(16, 1, 28, 28), g)
     assert mnist.shape == (16, 1, 28, 28) and torch.isfinite(mnist).all()
 
 

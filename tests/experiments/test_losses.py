@@ -4,7 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from experiments.losses import KERAS_EPSILON, LOSSES, build_loss, keras_cross_entropy
+from experiments.losses import KERAS_EPSILON, LOSSES, keras_cross_entropy
+from lipschitz_lr.bounds import LOSS_BOUNDS
 
 
 def test_keras_cross_entropy_equals_torch_where_nothing_is_clipped():
@@ -40,9 +41,13 @@ def test_reductions_and_registry():
     assert per_example.shape == (5,)
     assert float(keras_cross_entropy(logits, targets, reduction="sum")) == pytest.approx(float(per_example.sum()))
     assert set(LOSSES) == {"keras_cross_entropy", "cross_entropy"}
-    torch_loss = build_loss("cross_entropy")
+    torch_loss = LOSSES.lookup("cross_entropy").fn
     assert float(torch_loss(logits, targets)) == pytest.approx(float(F.cross_entropy(logits, targets)))
     with pytest.raises(ValueError, match="unknown loss 'mse'; expected one of keras_cross_entropy, cross_entropy"):
-        build_loss("mse")
+        LOSSES.lookup("mse")
     with pytest.raises(ValueError, match="reduction='max'"):
         keras_cross_entropy(logits, targets, reduction="max")
+
+
+def test_every_training_loss_names_a_bound_of_the_library():
+    assert all(spec.bound in LOSS_BOUNDS for spec in LOSSES.values())

@@ -11,15 +11,10 @@ import pytest
 import torch
 
 from experiments.config import bundled_configs, load_config
-from experiments.run_dir import RunDirError
-from experiments.train import (
-    HISTORY_FIELDS,
-    RunOptions,
-    Trainer,
-    atomic_write_bytes,
-    describe_device,
-    run_experiment,
-)
+from experiments.devices import describe_device
+from experiments.history import HISTORY_FIELDS
+from experiments.run_dir import RunDirError, atomic_write_bytes
+from experiments.train import RunOptions, Trainer, run_experiment
 from tests.conftest import write_tiny_cifar
 
 REPO = Path(__file__).resolve().parents[2]

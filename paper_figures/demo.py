@@ -16,12 +16,13 @@ import logging
 import time
 from pathlib import Path
 
-from paper_figures.history import best_epoch
-from paper_figures.plots import METHOD_COLOURS, plot_comparison
+from experiments.config import load_config
+from experiments.data import load_dataset
+from experiments.devices import resolve_device
+from experiments.history import best_epoch
+from experiments.train import RunOptions, Trainer
 
-from .config import load_config
-from .data import load_dataset
-from .train import RunOptions, Trainer, resolve_device
+from .plots import METHOD_COLOURS, plot_comparison
 
 # Faithful LipschitzLR SGD beside the paper's fixed-LR SGD baseline.
 RUNS = (("mnist_sgd", "LipschitzLR (SGD)"), ("mnist_sgd_baseline", "SGD, fixed lr 0.01"))

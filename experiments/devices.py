@@ -1,0 +1,51 @@
+"""Devices and precision: which device a run uses, how it is named in results, and autocast."""
+
+from __future__ import annotations
+
+import platform
+from contextlib import AbstractContextManager, nullcontext
+
+import torch
+
+#: Mixed-precision modes of ``--amp``: off (fp32), bf16 or fp16 (with a GradScaler) autocast.
+AMP_MODES = ("off", "bf16", "fp16")
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` (CUDA when available, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``, checked."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as error:
+        raise ValueError(f"unknown device {device!r}; expected 'auto', 'cpu', 'cuda' or 'cuda:N'") from error
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} asked for, but CUDA is not available on this machine")
+    return resolved
+
+
+def describe_device(device: torch.device) -> str:
+    """A device in words: the GPU's name, or the CPU's model name and thread count."""
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    threads = torch.get_num_threads()
+    return f"cpu: {name} ({threads} thread{'' if threads == 1 else 's'})"
+
+
+def check_amp(amp: str) -> str:
+    if amp not in AMP_MODES:
+        raise ValueError(f"unknown amp {amp!r}; expected one of {', '.join(AMP_MODES)}")
+    return amp
+
+
+def autocast(device: torch.device, amp: str) -> AbstractContextManager[object]:
+    """The autocast context for ``amp`` (``off``, ``bf16``, ``fp16``) on ``device``."""
+    if check_amp(amp) == "off":
+        return nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)

@@ -1,0 +1,93 @@
+"""The epoch loop: one optimizer step, one training epoch, and the evaluation of a split.
+
+The benchmarks time :func:`train_step` itself, so what they measure is what the trainer runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import TensorBatches
+from .devices import autocast
+from .losses import LossFn
+
+
+def train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    amp: str = "off",
+    channels_last: bool = False,
+    loss_fn: LossFn = F.cross_entropy,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step; returns (loss, logits). ``loss_fn(logits, targets)`` is a training loss
+    of :data:`experiments.losses.LOSSES`."""
+    if channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    optimizer.zero_grad(set_to_none=True)
+    with autocast(x.device, amp):
+        logits = model(x)
+        loss = loss_fn(logits.float(), y)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return loss, logits
+
+
+def train_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    batches: TensorBatches,
+    *,
+    amp: str = "off",
+    channels_last: bool = False,
+    loss_fn: LossFn = F.cross_entropy,
+    after_step: Callable[[], None] | None = None,
+    progress: Callable[[int, float, float], None] | None = None,
+) -> tuple[float, float, int]:
+    """Train one epoch over ``batches``; returns (summed loss, number correct, examples) of this process.
+
+    ``after_step()`` runs after every optimizer step (a per-step schedule). ``progress(step,
+    mean_loss, accuracy)`` is called every 10 steps and at the last (it reads device values: a sync).
+    """
+    model.train()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=batches.images.device)
+    correct = torch.zeros((), dtype=torch.long, device=batches.images.device)
+    seen = 0
+    last = len(batches) - 1
+    for step, (x, y) in enumerate(batches):
+        loss, logits = train_step(model, optimizer, scaler, x, y, amp, channels_last, loss_fn)
+        if after_step is not None:
+            after_step()
+        loss_sum += loss.detach().double() * y.shape[0]
+        correct += (logits.argmax(dim=1) == y).sum()
+        seen += y.shape[0]
+        if progress is not None and (step % 10 == 0 or step == last):
+            progress(step, float(loss_sum) / seen, float(correct) / seen)
+    return float(loss_sum), float(correct), seen
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, amp: str = "off", loss_fn: LossFn = F.cross_entropy
+) -> tuple[float, float]:
+    """Mean loss (``loss_fn``, the training loss) and accuracy over a split, in eval mode (previous mode restored)."""
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=images.device)
+    correct = torch.zeros((), dtype=torch.long, device=images.device)
+    for x, y in TensorBatches(images, labels, 1000):
+        with autocast(images.device, amp):
+            logits = model(x)
+        loss_sum += loss_fn(logits.float(), y, reduction="sum").double()
+        correct += (logits.argmax(dim=1) == y).sum()
+    model.train(was_training)
+    n = labels.shape[0]
+    return float(loss_sum) / n, float(correct) / n
