@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 setup: $(VENV)/.installed
 
 demo: setup
-	$(PY) -m paper_figures.demo --data-dir "$(LIPSCHITZ_LR_DATA)" --out runs/demo
+	$(PY) -m lipschitz_lr_paper_figures.demo --data-dir "$(LIPSCHITZ_LR_DATA)" --out runs/demo
 
 test: setup
 	$(PY) -m pytest

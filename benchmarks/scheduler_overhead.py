@@ -16,11 +16,11 @@ import time
 from collections.abc import Callable
 
 import torch
+from lipschitz_lr_experiments.data import TensorBatches, load_dataset
+from lipschitz_lr_experiments.devices import describe_device
+from lipschitz_lr_experiments.loop import train_step
+from lipschitz_lr_experiments.models import build_model
 
-from experiments.data import TensorBatches, load_dataset
-from experiments.devices import describe_device
-from experiments.loop import train_step
-from experiments.models import build_model
 from lipschitz_lr import AdaptiveLR
 from lipschitz_lr.statistics import collect_statistics
 

@@ -14,11 +14,10 @@ import argparse
 import time
 
 import torch
-
-from experiments.data import DATASETS, TensorBatches
-from experiments.devices import AMP_MODES, describe_device
-from experiments.loop import train_step
-from experiments.models import build_model
+from lipschitz_lr_experiments.data import DATASETS, TensorBatches
+from lipschitz_lr_experiments.devices import AMP_MODES, describe_device
+from lipschitz_lr_experiments.loop import train_step
+from lipschitz_lr_experiments.models import build_model
 
 SETUPS = {  # model -> (dataset, image shape, classes, training-set size, the configs' batch size)
     "mnist_cnn": ("mnist", (1, 28, 28), 10, 60_000, 256),

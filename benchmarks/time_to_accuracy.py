@@ -17,11 +17,11 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from experiments.config import load_config
-from experiments.data import load_dataset
-from experiments.devices import describe_device, resolve_device
-from experiments.schedules import SCHEDULES, run_length_args
-from experiments.train import RunOptions, Trainer
+from lipschitz_lr_experiments.config import load_config
+from lipschitz_lr_experiments.data import load_dataset
+from lipschitz_lr_experiments.devices import describe_device, resolve_device
+from lipschitz_lr_experiments.schedules import SCHEDULES, run_length_args
+from lipschitz_lr_experiments.train import RunOptions, Trainer
 
 # schedule -> (config, overrides)
 METHODS = {

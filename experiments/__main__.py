@@ -1,4 +1,4 @@
-"""``python -m experiments ...`` is the ``lipschitz-lr`` command."""
+"""``python -m lipschitz_lr_experiments ...`` is the ``lipschitz-lr`` command."""
 
 import sys
 

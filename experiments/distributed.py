@@ -1,6 +1,6 @@
 """Running under ``torchrun``: process group, device, data shards and metric reduction.
 
-``torchrun --nproc_per_node=N -m experiments run CONFIG`` starts N ranks. Each rank keeps its shard
+``torchrun --nproc_per_node=N -m lipschitz_lr_experiments run CONFIG`` starts N ranks. Each rank keeps its shard
 of the training set (``images[rank::N]``) on its device, trains a DistributedDataParallel replica
 with the config's batch size **per rank** (so LipschitzLR's ``m`` is the per-rank batch and the
 global batch is ``N * m``), and AdaptiveLR all-reduces (MAX) its statistics so that every rank

@@ -1,6 +1,6 @@
 """A run's history: one row per epoch, the columns every run writes, and its best epoch.
 
-The trainer appends a row per epoch (:data:`HISTORY_FIELDS`) and :mod:`experiments.run_dir`
+The trainer appends a row per epoch (:data:`HISTORY_FIELDS`) and :mod:`lipschitz_lr_experiments.run_dir`
 writes them to ``history.json`` and ``history.csv``; the figures and tables read them back.
 """
 

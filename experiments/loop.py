@@ -27,7 +27,7 @@ def train_step(
     loss_fn: LossFn = F.cross_entropy,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step; returns (loss, logits). ``loss_fn(logits, targets)`` is a training loss
-    of :data:`experiments.losses.LOSSES`."""
+    of :data:`lipschitz_lr_experiments.losses.LOSSES`."""
     if channels_last and x.dim() == 4:
         x = x.contiguous(memory_format=torch.channels_last)
     optimizer.zero_grad(set_to_none=True)

@@ -1,8 +1,8 @@
 """One registry per extension point: names -> entries, with errors that list the known names.
 
-The harness has five: :data:`experiments.models.MODELS`, :data:`experiments.data.DATASETS`,
-:data:`experiments.losses.LOSSES`, :data:`experiments.optimizers.OPTIMIZERS` and
-:data:`experiments.schedules.SCHEDULES` (the library has its own two: loss bounds and variants).
+The harness has five: :data:`lipschitz_lr_experiments.models.MODELS`, :data:`lipschitz_lr_experiments.data.DATASETS`,
+:data:`lipschitz_lr_experiments.losses.LOSSES`, :data:`lipschitz_lr_experiments.optimizers.OPTIMIZERS` and
+:data:`lipschitz_lr_experiments.schedules.SCHEDULES` (the library has its own two: loss bounds and variants).
 A config names an entry of each; README "Extending" says where each lives and which test to touch.
 """
 
@@ -29,7 +29,7 @@ class Registry(dict[str, T], Generic[T]):
         >>> colours.lookup("green")
         Traceback (most recent call last):
         ...
-        experiments.errors.ConfigError: unknown colour 'green'; expected one of red, blue
+        lipschitz_lr_experiments.errors.ConfigError: unknown colour 'green'; expected one of red, blue
     """
 
     def __init__(self, kind: str, entries: dict[str, T] | None = None) -> None:

@@ -178,7 +178,7 @@ class RunDirectory:
         atomic_write_bytes(self.path / name, json.dumps(obj, indent=1).encode())
 
     def write_history(self, history: list[dict[str, Any]]) -> None:
-        """``history.json`` and ``history.csv`` (columns :data:`experiments.history.HISTORY_FIELDS`)."""
+        """``history.json`` and ``history.csv`` (columns :data:`lipschitz_lr_experiments.history.HISTORY_FIELDS`)."""
         self.write_json("history.json", history)
         text = io.StringIO()
         writer = csv.DictWriter(text, fieldnames=HISTORY_FIELDS)

@@ -2,8 +2,8 @@
 
 :class:`Trainer` builds what a config names from the registries (dataset, model, loss, optimizer,
 schedule), then runs the remaining epochs. The pieces live in their own modules: the run directory
-(what is written, atomically; what a resume reads; the lock) in :mod:`experiments.run_dir`, devices
-and precision in :mod:`experiments.devices`, the epoch loop in :mod:`experiments.loop`.
+(what is written, atomically; what a resume reads; the lock) in :mod:`lipschitz_lr_experiments.run_dir`, devices
+and precision in :mod:`lipschitz_lr_experiments.devices`, the epoch loop in :mod:`lipschitz_lr_experiments.loop`.
 
 On CPU with a fixed seed a resumed run ends with exactly the history of an uninterrupted one: the
 checkpoint carries the RNG states of dropout and of the data order and augmentation.
@@ -208,7 +208,7 @@ class Trainer:
     def run(self) -> list[dict[str, Any]]:
         """Train every remaining epoch (or until ``on_epoch_end`` says stop); returns the history.
 
-        The run directory is checked first (see :mod:`experiments.run_dir`) and locked while the
+        The run directory is checked first (see :mod:`lipschitz_lr_experiments.run_dir`) and locked while the
         run writes; the lock, TensorBoard and the process group are released however the run ends
         (finished, stopped, an exception, Ctrl-C).
         """
@@ -273,7 +273,8 @@ class Trainer:
         return bool(self.options.on_epoch_end is not None and self.options.on_epoch_end(epoch + 1))
 
     def _train(self, epoch: int, k: float | None) -> tuple[float, float]:
-        """One epoch of :func:`experiments.loop.train_epoch` with the progress bar; (loss, accuracy) over all ranks."""
+        """One epoch of :func:`lipschitz_lr_experiments.loop.train_epoch` with the progress bar; returns the
+        (loss, accuracy) over all ranks."""
         from tqdm import tqdm
 
         if is_schedule_free(self.optimizer):

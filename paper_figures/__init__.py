@@ -1,1 +1,1 @@
-"""Regenerate the paper's figures and tables from run histories (``python -m paper_figures``)."""
+"""Regenerate the paper's figures and tables from run histories (``python -m lipschitz_lr_paper_figures``)."""

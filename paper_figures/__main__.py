@@ -1,6 +1,6 @@
 """Regenerate every figure of the paper for which a history exists, and Table 1.
 
-    python -m paper_figures --runs runs/ --out figures/ [--classical results/classical/classical.json]
+    python -m lipschitz_lr_paper_figures --runs runs/ --out figures/ [--classical results/classical/classical.json]
 
 Runs are found by folder name (the config name) anywhere under ``--runs``. A figure whose runs are
 missing is skipped with a line saying which.
@@ -35,7 +35,7 @@ GRID_COLS = (("sgd", "SGD"), ("momentum", "Momentum"), ("rmsprop", "RMSprop"))
 
 def schedule_curves(lipschitz_lrs: list[float], steps_per_epoch: int = 100) -> dict[str, list[float]]:
     """Every classic schedule over the same epochs, starting from LipschitzLR's median learning rate."""
-    from experiments.schedules import SCHEDULES, run_length_args, schedule_trajectory
+    from lipschitz_lr_experiments.schedules import SCHEDULES, run_length_args, schedule_trajectory
 
     epochs = len(lipschitz_lrs)
     lr = sorted(lipschitz_lrs)[epochs // 2]

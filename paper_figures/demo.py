@@ -16,11 +16,11 @@ import logging
 import time
 from pathlib import Path
 
-from experiments.config import load_config
-from experiments.data import load_dataset
-from experiments.devices import resolve_device
-from experiments.history import best_epoch
-from experiments.train import RunOptions, Trainer
+from lipschitz_lr_experiments.config import load_config
+from lipschitz_lr_experiments.data import load_dataset
+from lipschitz_lr_experiments.devices import resolve_device
+from lipschitz_lr_experiments.history import best_epoch
+from lipschitz_lr_experiments.train import RunOptions, Trainer
 
 from .plots import METHOD_COLOURS, plot_comparison
 

@@ -1,4 +1,4 @@
-"""Reading run folders written by ``experiments.train`` (``history.json`` + ``summary.json``)."""
+"""Reading run folders written by ``lipschitz_lr_experiments.train`` (``history.json`` + ``summary.json``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from experiments.history import best_epoch
+from lipschitz_lr_experiments.history import best_epoch
 
 __all__ = [
     "REQUIRED_COLUMNS",

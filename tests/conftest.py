@@ -1,11 +1,34 @@
+import json
 import os
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+#: A tiny MNIST run (a few seconds on a CPU): the config every training test starts from.
+TINY_MNIST: dict[str, Any] = {
+    "dataset": "mnist",
+    "model": "mnist_cnn",
+    "optimizer": "momentum",
+    "schedule": "lipschitz",
+    "epochs": 3,
+    "batch_size": 128,
+    "initial_lr": 0.05,
+    "momentum_seed": "reciprocal",  # K1 = 1/x keeps a tiny run's rates moderate (K1 = x gives ~6)
+    "train_subset": 1024,
+    "test_subset": 500,
+}
+
+
+def write_tiny_config(path: Path, **changes: Any) -> Path:
+    """Write :data:`TINY_MNIST` with ``changes`` (a value of None drops the key) as a TOML file."""
+    keys = {key: value for key, value in {**TINY_MNIST, **changes}.items() if value is not None}
+    path.write_text("".join(f"{key} = {json.dumps(value)}\n" for key, value in keys.items()))
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -7,10 +7,10 @@ he_normal convolutions against the glorot_uniform ones our port used before (see
 import os
 
 import torch
+from lipschitz_lr_experiments.data import TensorBatches, load_dataset
+from lipschitz_lr_experiments.models import build_model
+from lipschitz_lr_experiments.models.keras_init import keras_initialize
 
-from experiments.data import TensorBatches, load_dataset
-from experiments.models import build_model
-from experiments.models.keras_init import keras_initialize
 from lipschitz_lr import AdaptiveLR
 
 data = load_dataset("mnist", os.environ.get("LIPSCHITZ_LR_DATA", "../shared/data"))

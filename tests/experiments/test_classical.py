@@ -1,8 +1,6 @@
 import numpy as np
 import pytest
-from sklearn import datasets
-
-from experiments.classical import (
+from lipschitz_lr_experiments.classical import (
     linear,
     logistic,
     markdown,
@@ -10,7 +8,8 @@ from experiments.classical import (
     softmax,
     train_test_split_70_30,
 )
-from experiments.data import load_dataset
+from lipschitz_lr_experiments.data import load_dataset
+from sklearn import datasets
 
 
 def test_logistic_breast_cancer_uses_the_closed_form_l():

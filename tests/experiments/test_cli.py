@@ -1,9 +1,10 @@
 import json
 
 import pytest
+from lipschitz_lr_experiments import cli
+from lipschitz_lr_experiments.cli import main
 
-from experiments import cli
-from experiments.cli import main
+from tests.conftest import write_tiny_config
 
 
 def test_bad_config_fails_before_training_naming_the_key(tmp_path, capsys):
@@ -32,10 +33,15 @@ def test_list_shows_bundled_configs(capsys):
 
 
 def test_sweep_writes_a_ranked_table(tmp_path, data_dir, capsys):
-    config = tmp_path / "base.toml"
-    config.write_text(
-        'dataset = "mnist"\nmodel = "mnist_cnn"\nschedule = "constant"\nepochs = 1\ntrain_subset = 256\n'
-        "test_subset = 200\nbatch_size = 128\n"
+    config = write_tiny_config(
+        tmp_path / "base.toml",
+        optimizer=None,
+        schedule="constant",
+        epochs=1,
+        train_subset=256,
+        test_subset=200,
+        initial_lr=None,
+        momentum_seed=None,
     )
     args = ["sweep", str(config), "--lr", "0.1", "0.01", "--out", str(tmp_path / "sweep"), "--no-progress"]
     assert main([*args, "--data-dir", str(data_dir)]) == 0

@@ -1,7 +1,6 @@
 import pytest
 import torch
-
-from experiments.data import DATASETS, Augmentation, TensorBatches, load_dataset, resolve_data_dir
+from lipschitz_lr_experiments.data import DATASETS, Augmentation, TensorBatches, load_dataset, resolve_data_dir
 
 
 def test_mnist_from_shared_data(data_dir):

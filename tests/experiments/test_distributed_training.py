@@ -9,19 +9,13 @@ from pathlib import Path
 
 import torch
 
+from tests.conftest import write_tiny_config
+
 REPO = Path(__file__).resolve().parents[2]
-CONFIG = """
-dataset = "mnist"
-model = "mnist_cnn"
-optimizer = "momentum"
-schedule = "lipschitz"
-initial_lr = 0.05
-momentum_seed = "reciprocal"  # K1 = 1/x keeps this tiny run's rates moderate (K1 = x gives ~6)
-epochs = {epochs}
-batch_size = 64
-train_subset = 512
-test_subset = 200
-"""
+
+
+def write_config(path, epochs):
+    return write_tiny_config(path, epochs=epochs, batch_size=64, train_subset=512, test_subset=200)
 
 
 def torchrun(config, out, data_dir, *extra):
@@ -32,7 +26,7 @@ def torchrun(config, out, data_dir, *extra):
         "--standalone",
         "--nproc_per_node=2",
         "-m",
-        "experiments",
+        "lipschitz_lr_experiments",
         "run",
         str(config),
         "--out",
@@ -55,8 +49,7 @@ def lrs(path):
 
 
 def test_two_ranks_identical_lrs_and_resume(tmp_path, data_dir):
-    config = tmp_path / "ddp.toml"
-    config.write_text(CONFIG.format(epochs=2))
+    config = write_config(tmp_path / "ddp.toml", epochs=2)
     out = tmp_path / "run"
     torchrun(config, out, data_dir)
     rank0, rank1 = lrs(out / "checkpoint.pt"), lrs(out / "rank1.pt")
@@ -66,7 +59,7 @@ def test_two_ranks_identical_lrs_and_resume(tmp_path, data_dir):
     assert summary["device"].endswith("x 2 ranks")
 
     first = json.loads((out / "history.json").read_text())
-    config.write_text(CONFIG.format(epochs=3))
+    write_config(config, epochs=3)
     torchrun(config, out, data_dir, "--resume")
     resumed = json.loads((out / "history.json").read_text())
     assert len(resumed) == 3 and resumed[:2] == first

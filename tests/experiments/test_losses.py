@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from lipschitz_lr_experiments.losses import KERAS_EPSILON, LOSSES, keras_cross_entropy
 
-from experiments.losses import KERAS_EPSILON, LOSSES, keras_cross_entropy
 from lipschitz_lr.bounds import LOSS_BOUNDS
 
 

@@ -2,10 +2,9 @@ import math
 
 import pytest
 import torch
+from lipschitz_lr_experiments.models import MODELS, build_model
+from lipschitz_lr_experiments.models.keras_init import he_normal_
 from torch import nn
-
-from experiments.models import MODELS, build_model
-from experiments.models.keras_init import he_normal_
 
 # Trainable parameters (BN moving statistics are buffers, as in Keras' "non-trainable").
 # mnist_cnn and resnet20_v1 match the authors' Keras models (730,346 and 273,066); the others are
@@ -89,9 +88,9 @@ def test_densenet_l2_applies_to_first_and_transition_convs_only():
 def test_unknown_model_and_bad_depths():
     with pytest.raises(ValueError, match="unknown model 'vgg16'"):
         build_model("vgg16", 10)
-    from experiments.models.densenet import DenseNet
-    from experiments.models.resnet_v1 import ResNetV1
-    from experiments.models.resnet_v2 import ResNetV2
+    from lipschitz_lr_experiments.models.densenet import DenseNet
+    from lipschitz_lr_experiments.models.resnet_v1 import ResNetV1
+    from lipschitz_lr_experiments.models.resnet_v2 import ResNetV2
 
     with pytest.raises(ValueError, match="depth=21"):
         ResNetV1(21)

@@ -5,8 +5,7 @@ import sys
 
 import pytest
 import torch
-
-from experiments.run_dir import RunDirectory, RunDirError, atomic_torch_save, atomic_write_bytes
+from lipschitz_lr_experiments.run_dir import RunDirectory, RunDirError, atomic_torch_save, atomic_write_bytes
 
 
 def test_a_directory_holding_a_run_is_refused_without_a_flag(tmp_path):

@@ -1,8 +1,7 @@
 import pytest
 import torch
-
-from experiments.config import ConfigError
-from experiments.schedules import SCHEDULES, keras_decay_schedule, run_length_args, schedule_trajectory
+from lipschitz_lr_experiments.errors import ConfigError
+from lipschitz_lr_experiments.schedules import SCHEDULES, keras_decay_schedule, run_length_args, schedule_trajectory
 
 
 def lrs(name, args, epochs=10, steps_per_epoch=5, lr=0.1, optimizer="sgd"):
@@ -49,9 +48,12 @@ def test_cosine_polynomial_warmup_endpoints():
 
 @pytest.mark.parametrize("name", [n for n, spec in SCHEDULES.items() if spec.build is not None])
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum"])
-def test_every_classic_schedule_builds_and_stays_positive(name, optimizer):
-    values, _ = lrs(name, {}, epochs=12, optimizer=optimizer)
-    assert all(v >= 0 for v in values) and len(set(values)) >= 1
+def test_every_classic_schedule_builds_moves_and_stays_positive(name, optimizer):
+    """Fitted to a 12-epoch run (plateau: patience 2, it is fed a constant loss), every schedule
+    changes the learning rate at least once and never makes it negative."""
+    args = {"patience": 2} if name == "plateau" else run_length_args(name, 12, 5)
+    values, _ = lrs(name, args, epochs=12, optimizer=optimizer)
+    assert all(v > 0 for v in values) and len(set(values)) > 1, values
 
 
 def test_unknown_schedule_argument():
@@ -70,3 +72,8 @@ def test_run_length_args_fit_a_short_run():
     assert run_length_args("cosine", 8, 50) == {} and run_length_args("onecycle", 8, 50) == {}
     for name, spec in SCHEDULES.items():  # every key is one the schedule takes
         spec.check_args(run_length_args(name, 8, 50))
+
+
+def test_an_unknown_schedule_is_named_with_the_known_ones():
+    with pytest.raises(ConfigError, match="unknown schedule 'linear'; expected one of lipschitz, constant, step"):
+        SCHEDULES.lookup("linear")

@@ -9,33 +9,20 @@ from pathlib import Path
 
 import pytest
 import torch
+from lipschitz_lr_experiments.config import bundled_configs, load_config
+from lipschitz_lr_experiments.devices import describe_device
+from lipschitz_lr_experiments.history import HISTORY_FIELDS
+from lipschitz_lr_experiments.run_dir import RunDirError, atomic_write_bytes
+from lipschitz_lr_experiments.train import RunOptions, Trainer, run_experiment
 
-from experiments.config import bundled_configs, load_config
-from experiments.devices import describe_device
-from experiments.history import HISTORY_FIELDS
-from experiments.run_dir import RunDirError, atomic_write_bytes
-from experiments.train import RunOptions, Trainer, run_experiment
-from tests.conftest import write_tiny_cifar
+from tests.conftest import write_tiny_cifar, write_tiny_config
 
 REPO = Path(__file__).resolve().parents[2]
-TINY_MNIST = """
-dataset = "mnist"
-model = "mnist_cnn"
-optimizer = "{optimizer}"
-schedule = "{schedule}"
-epochs = {epochs}
-batch_size = 128
-initial_lr = 0.05
-momentum_seed = "reciprocal"  # K1 = 1/x keeps this tiny run's rates moderate (K1 = x gives ~6)
-train_subset = {train_subset}
-test_subset = 500
-"""
 
 
 def tiny_config(tmp_path, optimizer="momentum", schedule="lipschitz", epochs=3, train_subset=1024):
     path = tmp_path / f"tiny_{optimizer}_{schedule}.toml"
-    path.write_text(TINY_MNIST.format(optimizer=optimizer, schedule=schedule, epochs=epochs, train_subset=train_subset))
-    return path
+    return write_tiny_config(path, optimizer=optimizer, schedule=schedule, epochs=epochs, train_subset=train_subset)
 
 
 def test_run_writes_history_checkpoint_summary(tmp_path, data_dir):
@@ -59,7 +46,7 @@ def _cli(*args, data_dir):
     return [
         sys.executable,
         "-m",
-        "experiments",
+        "lipschitz_lr_experiments",
         "run",
         *map(str, args),
         "--data-dir",
@@ -143,10 +130,16 @@ def test_atomic_write_leaves_no_partial_file(tmp_path):
 
 @pytest.mark.parametrize("optimizer", ["dadapt_adam", "prodigy", "schedulefree_sgd"])
 def test_learning_rate_free_baselines_train(tmp_path, data_dir, optimizer):
-    path = tmp_path / "free.toml"
-    path.write_text(
-        f'dataset = "mnist"\nmodel = "mnist_cnn"\noptimizer = "{optimizer}"\nschedule = "constant"\nlr = 1.0\n'
-        "epochs = 2\nbatch_size = 128\ntrain_subset = 256\ntest_subset = 200\n"
+    path = write_tiny_config(
+        tmp_path / "free.toml",
+        optimizer=optimizer,
+        schedule="constant",
+        lr=1.0,
+        epochs=2,
+        train_subset=256,
+        test_subset=200,
+        initial_lr=None,
+        momentum_seed=None,
     )
     history = run_experiment(load_config(path), RunOptions(out_dir=tmp_path / "run", data_dir=data_dir, progress=False))
     assert len(history) == 2 and all(math.isfinite(row["train_loss"]) for row in history)

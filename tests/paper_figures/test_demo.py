@@ -1,6 +1,6 @@
 import json
 
-from paper_figures.demo import RUNS, main
+from lipschitz_lr_paper_figures.demo import RUNS, main
 
 
 def test_demo_writes_histories_and_figure(tmp_path, data_dir, capsys):

@@ -1,11 +1,10 @@
 import json
 
 import pytest
+from lipschitz_lr_experiments.classical import softmax
+from lipschitz_lr_paper_figures.__main__ import main
+from lipschitz_lr_paper_figures.plots import _spans_orders_of_magnitude
 from sklearn import datasets
-
-from experiments.classical import softmax
-from paper_figures.__main__ import main
-from paper_figures.plots import _spans_orders_of_magnitude
 
 
 def fake_history(epochs, first_lr=2.0, k=True):
@@ -118,7 +117,7 @@ def test_a_missing_runs_folder_is_an_error(tmp_path, capsys):
 
 
 def test_mnist_learning_rate_table_sets_ours_beside_the_authors_logs():
-    from paper_figures.table1 import mnist_lr_markdown
+    from lipschitz_lr_paper_figures.table1 import mnist_lr_markdown
 
     history = fake_history(20)
     table = mnist_lr_markdown({"mnist_sgd": history})

@@ -1,0 +1,73 @@
+import pytest
+import torch
+from lipschitz_lr_experiments.errors import ConfigError
+from lipschitz_lr_experiments.models import build_model
+from lipschitz_lr_experiments.optimizers import (
+    OPTIMIZERS,
+    build_optimizer,
+    is_schedule_free,
+    missing_package,
+    param_groups,
+)
+from torch import nn
+
+from lipschitz_lr.variants import VARIANTS
+
+
+def small_cnn():
+    return nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(2 * 4 * 4, 3))
+
+
+def test_every_variant_has_exactly_one_optimizer_and_each_named_variant_exists():
+    paired = {name: spec.variant for name, spec in OPTIMIZERS.items() if spec.variant is not None}
+    assert sorted(paired.values()) == sorted(VARIANTS)
+    assert all(name == variant for name, variant in paired.items())
+
+
+@pytest.mark.parametrize(
+    ("name", "cls", "defaults"),
+    [
+        ("sgd", torch.optim.SGD, {"momentum": 0, "dampening": 0}),
+        ("momentum", torch.optim.SGD, {"momentum": 0.9, "dampening": 0.0}),
+        ("rmsprop", torch.optim.RMSprop, {"alpha": 0.9, "eps": 1e-7}),
+        ("adam", torch.optim.Adam, {"betas": (0.9, 0.999), "eps": 1e-7}),
+    ],
+)
+def test_core_optimizers_have_keras_constants(name, cls, defaults):
+    optimizer = build_optimizer(name, small_cnn(), 0.01)
+    assert type(optimizer) is cls and optimizer.defaults["lr"] == 0.01
+    assert {key: optimizer.defaults[key] for key in defaults} == defaults
+
+
+def test_lipschitz_momentum_is_the_authors_ema_form():
+    """v = 0.9 v + 0.1 g: torch's SGD with dampening 0.9 (AdaptiveLR then maps the rate)."""
+    optimizer = build_optimizer("momentum", small_cnn(), 0.01, ema_momentum=True)
+    assert (optimizer.defaults["momentum"], optimizer.defaults["dampening"]) == (0.9, 0.9)
+
+
+def test_kernel_l2_puts_conv_kernels_in_their_own_group_with_twice_the_coefficient():
+    model = small_cnn()
+    groups = param_groups(model, kernel_l2=1e-4)
+    assert [g["weight_decay"] for g in groups] == [2e-4, 0.0]
+    assert groups[0]["params"] == [model[0].weight]
+    assert len(groups[1]["params"]) == 3  # conv bias, linear weight and bias
+    assert len(param_groups(model, kernel_l2=0.0)) == 1
+
+
+def test_a_model_can_name_its_regularised_modules():
+    model = build_model("densenet40", 10)
+    groups = param_groups(model, kernel_l2=1e-4)
+    assert len(groups[0]["params"]) == len(model.l2_regularized_modules())
+
+
+def test_external_optimizers_build_and_schedule_free_is_recognised():
+    assert missing_package("sgd") is None
+    for name in ("dadapt_sgd", "prodigy", "schedulefree_sgd"):
+        assert missing_package(name) is None  # the baselines extra is part of the dev install
+        optimizer = build_optimizer(name, small_cnn(), 1.0)
+        assert is_schedule_free(optimizer) == name.startswith("schedulefree")
+
+
+def test_an_unknown_optimizer_is_named_with_the_known_ones():
+    with pytest.raises(ConfigError, match="unknown optimizer 'lars'; expected one of sgd, momentum, rmsprop, adam"):
+        build_optimizer("lars", small_cnn(), 0.1)
