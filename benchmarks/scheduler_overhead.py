@@ -16,13 +16,13 @@ import time
 from collections.abc import Callable
 
 import torch
+
+from lipschitz_lr import AdaptiveLR
+from lipschitz_lr.statistics import collect_statistics
 from lipschitz_lr_experiments.data import TensorBatches, load_dataset
 from lipschitz_lr_experiments.devices import describe_device
 from lipschitz_lr_experiments.loop import train_step
 from lipschitz_lr_experiments.models import build_model
-
-from lipschitz_lr import AdaptiveLR
-from lipschitz_lr.statistics import collect_statistics
 
 
 def synchronize(device: torch.device) -> None:

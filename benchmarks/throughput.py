@@ -14,6 +14,7 @@ import argparse
 import time
 
 import torch
+
 from lipschitz_lr_experiments.data import DATASETS, TensorBatches
 from lipschitz_lr_experiments.devices import AMP_MODES, describe_device
 from lipschitz_lr_experiments.loop import train_step

@@ -25,8 +25,12 @@ TINY_MNIST: dict[str, Any] = {
 
 
 def write_tiny_config(path: Path, **changes: Any) -> Path:
-    """Write :data:`TINY_MNIST` with ``changes`` (a value of None drops the key) as a TOML file."""
-    keys = {key: value for key, value in {**TINY_MNIST, **changes}.items() if value is not None}
+    """Write :data:`TINY_MNIST` with ``changes`` (a value of None drops the key) as a TOML file. The
+    LipschitzLR-only keys (``initial_lr``, ``momentum_seed``) are dropped for other schedules."""
+    keys = {**TINY_MNIST, **changes}
+    if keys["schedule"] != "lipschitz":
+        keys.update(initial_lr=None, momentum_seed=None)
+    keys = {key: value for key, value in keys.items() if value is not None}
     path.write_text("".join(f"{key} = {json.dumps(value)}\n" for key, value in keys.items()))
     return path
 

@@ -7,11 +7,11 @@ he_normal convolutions against the glorot_uniform ones our port used before (see
 import os
 
 import torch
+
+from lipschitz_lr import AdaptiveLR
 from lipschitz_lr_experiments.data import TensorBatches, load_dataset
 from lipschitz_lr_experiments.models import build_model
 from lipschitz_lr_experiments.models.keras_init import keras_initialize
-
-from lipschitz_lr import AdaptiveLR
 
 data = load_dataset("mnist", os.environ.get("LIPSCHITZ_LR_DATA", "../shared/data"))
 loader = TensorBatches(data.train_images, data.train_labels, 256)

@@ -1,5 +1,7 @@
 import numpy as np
 import pytest
+from sklearn import datasets
+
 from lipschitz_lr_experiments.classical import (
     linear,
     logistic,
@@ -9,7 +11,6 @@ from lipschitz_lr_experiments.classical import (
     train_test_split_70_30,
 )
 from lipschitz_lr_experiments.data import load_dataset
-from sklearn import datasets
 
 
 def test_logistic_breast_cancer_uses_the_closed_form_l():

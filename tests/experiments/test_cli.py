@@ -1,9 +1,9 @@
 import json
 
 import pytest
+
 from lipschitz_lr_experiments import cli
 from lipschitz_lr_experiments.cli import main
-
 from tests.conftest import write_tiny_config
 
 
@@ -40,8 +40,6 @@ def test_sweep_writes_a_ranked_table(tmp_path, data_dir, capsys):
         epochs=1,
         train_subset=256,
         test_subset=200,
-        initial_lr=None,
-        momentum_seed=None,
     )
     args = ["sweep", str(config), "--lr", "0.1", "0.01", "--out", str(tmp_path / "sweep"), "--no-progress"]
     assert main([*args, "--data-dir", str(data_dir)]) == 0

@@ -1,4 +1,5 @@
 import pytest
+
 from lipschitz_lr_experiments.config import CONFIG_DIR, ConfigError, bundled_configs, from_dict, load_config
 
 MINIMAL = {"name": "x", "dataset": "mnist", "model": "mnist_cnn"}

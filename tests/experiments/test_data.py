@@ -1,5 +1,6 @@
 import pytest
 import torch
+
 from lipschitz_lr_experiments.data import DATASETS, Augmentation, TensorBatches, load_dataset, resolve_data_dir
 
 

@@ -3,9 +3,9 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from lipschitz_lr_experiments.losses import KERAS_EPSILON, LOSSES, keras_cross_entropy
 
 from lipschitz_lr.bounds import LOSS_BOUNDS
+from lipschitz_lr_experiments.losses import KERAS_EPSILON, LOSSES, keras_cross_entropy
 
 
 def test_keras_cross_entropy_equals_torch_where_nothing_is_clipped():

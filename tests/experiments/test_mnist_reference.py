@@ -4,12 +4,12 @@ import math
 
 import pytest
 import torch
+
+from lipschitz_lr import AdaptiveLR
 from lipschitz_lr_experiments.config import load_config
 from lipschitz_lr_experiments.data import TensorBatches, load_dataset
 from lipschitz_lr_experiments.models import build_model
 from lipschitz_lr_experiments.train import RunOptions, run_experiment
-
-from lipschitz_lr import AdaptiveLR
 
 pytestmark = pytest.mark.slow
 

@@ -2,9 +2,10 @@ import math
 
 import pytest
 import torch
+from torch import nn
+
 from lipschitz_lr_experiments.models import MODELS, build_model
 from lipschitz_lr_experiments.models.keras_init import he_normal_
-from torch import nn
 
 # Trainable parameters (BN moving statistics are buffers, as in Keras' "non-trainable").
 # mnist_cnn and resnet20_v1 match the authors' Keras models (730,346 and 273,066); the others are

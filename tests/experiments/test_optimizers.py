@@ -1,5 +1,8 @@
 import pytest
 import torch
+from torch import nn
+
+from lipschitz_lr.variants import VARIANTS
 from lipschitz_lr_experiments.errors import ConfigError
 from lipschitz_lr_experiments.models import build_model
 from lipschitz_lr_experiments.optimizers import (
@@ -9,9 +12,6 @@ from lipschitz_lr_experiments.optimizers import (
     missing_package,
     param_groups,
 )
-from torch import nn
-
-from lipschitz_lr.variants import VARIANTS
 
 
 def small_cnn():

@@ -1,4 +1,5 @@
 import pytest
+
 from lipschitz_lr_experiments.errors import ConfigError
 from lipschitz_lr_experiments.registry import Registry
 

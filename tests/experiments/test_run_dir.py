@@ -1,10 +1,13 @@
 import errno
+import json
 import os
 import subprocess
 import sys
 
 import pytest
 import torch
+
+from lipschitz_lr_experiments.history import HISTORY_FIELDS
 from lipschitz_lr_experiments.run_dir import RunDirectory, RunDirError, atomic_torch_save, atomic_write_bytes
 
 
@@ -100,3 +103,17 @@ def test_a_failed_atomic_write_keeps_the_old_file_and_leaves_no_temporary(tmp_pa
         atomic_write_bytes(path, b"new")
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["history.json"]
+
+
+def test_history_json_and_csv_and_a_checkpoint_per_rank(tmp_path):
+    run = RunDirectory(tmp_path)
+    rows = [{field: i for field in HISTORY_FIELDS} for i in (1, 2)]
+    run.write_history(rows)
+    assert json.loads((tmp_path / "history.json").read_text()) == rows
+    lines = (tmp_path / "history.csv").read_text().splitlines()
+    assert lines[0] == ",".join(HISTORY_FIELDS) and lines[2] == ",".join(["2"] * len(HISTORY_FIELDS))
+    run.save_checkpoint({"epoch": 3, "model": torch.ones(2)})
+    run.save_checkpoint({"epoch": 3, "rng": torch.zeros(1)}, rank=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "history.csv", "history.json", "rank1.pt"]
+    assert torch.equal(run.load_checkpoint("cpu")["model"], torch.ones(2))
+    assert torch.equal(run.load_checkpoint("cpu", rank=1)["rng"], torch.zeros(1))

@@ -1,5 +1,6 @@
 import pytest
 import torch
+
 from lipschitz_lr_experiments.errors import ConfigError
 from lipschitz_lr_experiments.schedules import SCHEDULES, keras_decay_schedule, run_length_args, schedule_trajectory
 

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from lipschitz_lr_experiments.config import bundled_configs, load_config
-from lipschitz_lr_experiments.devices import describe_device
 from lipschitz_lr_experiments.history import HISTORY_FIELDS
 from lipschitz_lr_experiments.run_dir import RunDirError, atomic_write_bytes
 from lipschitz_lr_experiments.train import RunOptions, Trainer, run_experiment
-
 from tests.conftest import write_tiny_cifar, write_tiny_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -138,8 +137,6 @@ def test_learning_rate_free_baselines_train(tmp_path, data_dir, optimizer):
         epochs=2,
         train_subset=256,
         test_subset=200,
-        initial_lr=None,
-        momentum_seed=None,
     )
     history = run_experiment(load_config(path), RunOptions(out_dir=tmp_path / "run", data_dir=data_dir, progress=False))
     assert len(history) == 2 and all(math.isfinite(row["train_loss"]) for row in history)
@@ -163,18 +160,6 @@ def test_torch_compile_run(tmp_path, data_dir):
         config, RunOptions(out_dir=tmp_path / "c", data_dir=data_dir, progress=False, compile=True)
     )
     assert math.isfinite(history[0]["train_loss"])
-
-
-@pytest.mark.parametrize("threads", [1, 2])
-def test_describe_device_names_the_cpu_and_its_thread_count(threads):
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        description = describe_device(torch.device("cpu"))
-    finally:
-        torch.set_num_threads(before)
-    assert description.startswith("cpu: ")
-    assert description.endswith(f"({threads} thread)" if threads == 1 else f"({threads} threads)")
 
 
 def test_a_used_directory_is_refused_and_overwrite_replaces_the_run(tmp_path, data_dir):
@@ -222,3 +207,43 @@ def test_resume_refuses_a_history_without_its_checkpoint(tmp_path, data_dir):
         options = RunOptions(out_dir=out, data_dir=data_dir, progress=False, resume=True)
         run_experiment(config.replace(epochs=2), options)
     assert len(json.loads((out / "history.json").read_text())) == 1
+
+
+def test_on_epoch_end_can_end_a_run_which_then_finishes_cleanly(tmp_path, data_dir):
+    """time_to_accuracy stops a run this way: the summary is written and the lock released."""
+    config = load_config(tiny_config(tmp_path, epochs=3, train_subset=256))
+    out = tmp_path / "run"
+    seen = []
+
+    def stop_after_two(epoch):
+        seen.append(epoch)
+        return epoch == 2
+
+    history = run_experiment(
+        config, RunOptions(out_dir=out, data_dir=data_dir, progress=False, on_epoch_end=stop_after_two)
+    )
+    assert seen == [1, 2] and [row["epoch"] for row in history] == [1, 2]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["epochs"] == 2 and not (out / ".lock").exists()
+
+
+def test_an_exception_in_a_callback_still_releases_the_lock_and_closes_tensorboard(tmp_path, data_dir, monkeypatch):
+    closed = []
+
+    class Writer:
+        def add_scalar(self, *args):
+            pass
+
+        def close(self):
+            closed.append(True)
+
+    monkeypatch.setattr(Trainer, "_tensorboard", lambda self: Writer())
+    config = load_config(tiny_config(tmp_path, epochs=2, train_subset=256))
+
+    def fail(epoch):
+        raise RuntimeError("callback failed")
+
+    out = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="callback failed"):
+        run_experiment(config, RunOptions(out_dir=out, data_dir=data_dir, progress=False, on_epoch_end=fail))
+    assert closed == [True] and not (out / ".lock").exists() and (out / "checkpoint.pt").exists()

@@ -1,10 +1,11 @@
 import json
 
 import pytest
+from sklearn import datasets
+
 from lipschitz_lr_experiments.classical import softmax
 from lipschitz_lr_paper_figures.__main__ import main
 from lipschitz_lr_paper_figures.plots import _spans_orders_of_magnitude
-from sklearn import datasets
 
 
 def fake_history(epochs, first_lr=2.0, k=True):

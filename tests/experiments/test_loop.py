@@ -1,0 +1,57 @@
+import pytest
+import torch
+from torch import nn
+
+from lipschitz_lr_experiments.data import TensorBatches
+from lipschitz_lr_experiments.loop import evaluate, train_epoch, train_step
+
+
+def setup(seed=0, n=40):
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
+    images, labels = torch.randn(n, 1, 3, 4), torch.randint(0, 3, (n,))
+    return model, images, labels
+
+
+def test_train_step_is_one_sgd_step_on_the_loss():
+    model, images, labels = setup()
+    expected = [p.detach().clone() for p in model.parameters()]
+    loss = nn.functional.cross_entropy(model(images), labels)
+    grads = torch.autograd.grad(loss, list(model.parameters()))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    returned, logits = train_step(model, optimizer, scaler, images, labels)
+    assert float(returned.detach()) == pytest.approx(float(loss.detach())) and logits.shape == (40, 3)
+    for p, before, g in zip(model.parameters(), expected, grads, strict=True):
+        torch.testing.assert_close(p.detach(), before - 0.5 * g)
+
+
+def test_train_epoch_counts_every_example_and_runs_the_per_step_hook():
+    model, images, labels = setup()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # no update: the sums are the model's
+    steps, seen_progress = [], []
+    loss_sum, correct, seen = train_epoch(
+        model,
+        optimizer,
+        torch.amp.GradScaler("cpu", enabled=False),
+        TensorBatches(images, labels, 16),
+        after_step=lambda: steps.append(1),
+        progress=lambda step, loss, acc: seen_progress.append(step),
+    )
+    assert seen == 40 and len(steps) == 3 and seen_progress == [0, 2]
+    with torch.no_grad():
+        logits = model(images)
+    assert loss_sum == pytest.approx(float(nn.functional.cross_entropy(logits, labels, reduction="sum")), rel=1e-5)
+    assert correct == float((logits.argmax(1) == labels).sum())
+
+
+def test_evaluate_is_in_eval_mode_and_restores_the_mode():
+    model, images, labels = setup()
+    model.append(nn.Dropout(0.9))
+    model.train()
+    loss, accuracy = evaluate(model, images, labels, loss_fn=nn.functional.cross_entropy)
+    assert model.training
+    with torch.no_grad():
+        logits = model.eval()(images)
+    assert loss == pytest.approx(float(nn.functional.cross_entropy(logits, labels)), rel=1e-6)
+    assert accuracy == pytest.approx(float((logits.argmax(1) == labels).float().mean()))
