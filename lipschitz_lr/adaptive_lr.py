@@ -31,6 +31,7 @@ from .statistics import (
     default_unpack_batch,
     find_head,
     max_weight_norm,
+    statistics_loader,
     unwrap_model,
 )
 from .variants import VARIANTS, expected_variant
@@ -266,7 +267,10 @@ class AdaptiveLR(LRScheduler):
             ``SGD(momentum=b, dampening=b)``, ``1-b`` for plain heavy-ball).
         model: the network (a ``DistributedDataParallel`` wrapper is fine).
         loader: batches of the clean training set, in order, at the training batch size. Required
-            for ``statistics="reference"``; with ``"hook"`` it is used only for epoch 0.
+            for ``statistics="reference"`` (or ``dataset``); with ``"hook"`` it is used only for epoch 0.
+        dataset: instead of ``loader``, a map-style ``Dataset`` of the clean training set (no
+            augmentation); the in-order loader is built from it at ``batch_size``
+            (:func:`~lipschitz_lr.statistics.statistics_loader`). Needs ``batch_size``.
         loss: one of ``"cross_entropy"`` (default), ``"binary_cross_entropy"``, ``"mse"``,
             ``"mae"``, ``"quantile"``.
         num_classes: ``k``, required for cross-entropy.
@@ -327,6 +331,7 @@ class AdaptiveLR(LRScheduler):
         model: nn.Module,
         loader: Iterable[Any] | None = None,
         *,
+        dataset: torch.utils.data.Dataset[Any] | None = None,
         loss: str = "cross_entropy",
         num_classes: int | None = None,
         variant: str = "sgd",
@@ -355,6 +360,12 @@ class AdaptiveLR(LRScheduler):
     ) -> None:
         if statistics not in STATISTICS_SOURCES:
             raise ValueError(f"unknown statistics {statistics!r}; expected one of {', '.join(STATISTICS_SOURCES)}")
+        if dataset is not None:
+            if loader is not None:
+                raise ValueError("give the statistics a loader or a dataset, not both")
+            if batch_size is None:
+                raise ValueError("dataset= requires batch_size (m, the training batch size), got batch_size=None")
+            loader = statistics_loader(dataset, integer("batch_size", batch_size, 1))
         if statistics == "reference" and loader is None:
             raise ValueError("statistics='reference' requires a loader of the training set, got loader=None")
         if statistics == "hook" and loader is None and initial_lr is None:
@@ -421,7 +432,7 @@ class AdaptiveLR(LRScheduler):
             )
         self._warned_batch_rows = False
         self._hook_removed = False
-        self._hook: HeadHook | None = HeadHook(self._head) if statistics == "hook" else None
+        self._hook: HeadHook | None = HeadHook(self._head, optimizer) if statistics == "hook" else None
         self._step_hook_handle = optimizer.register_step_pre_hook(self._before_optimizer_step)
         super().__init__(optimizer, last_epoch)
 
@@ -501,7 +512,7 @@ class AdaptiveLR(LRScheduler):
                 "for this epoch (it would not silently switch to full reference passes); build a new AdaptiveLR"
             )
         if self._hook is not None and epoch > 0:
-            stats = self._hook.accumulator.result(max_weight_norm(self._model))
+            stats = self._hook.accumulator.result(max_weight_norm(unwrap_model(self._model)))
             self._hook.accumulator.reset()
         elif self._loader is not None:
             with _hook_paused(self._hook):
@@ -685,7 +696,7 @@ class AdaptiveLR(LRScheduler):
         state["base_lrs"] = [float(lr) for lr in self.base_lrs]
         state["_last_lr"] = [float(lr) for lr in self._last_lr]
         state["history"] = [asdict(record) for record in self.history]
-        state["hook_statistics"] = self._hook.accumulator.state_dict() if self._hook is not None else None
+        state["hook_statistics"] = self._hook.state_dict() if self._hook is not None else None
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -723,7 +734,7 @@ class AdaptiveLR(LRScheduler):
             setattr(self, key, value)
         self._ratios = self._group_ratios()
         if state_dict["hook_statistics"] is not None and self._hook is not None:
-            self._hook.accumulator.load_state_dict(state_dict["hook_statistics"])
+            self._hook.load_state_dict(state_dict["hook_statistics"])
         for group, lr in zip(self.optimizer.param_groups, self._last_lr, strict=True):
             _set_lr(group, lr)
 
@@ -740,6 +751,16 @@ class AdaptiveLR(LRScheduler):
             self._hook = None
             self._hook_removed = True
         self._step_hook_handle.remove()
+
+    def reset_statistics(self) -> None:
+        """Hook mode: forget the statistics recorded since the last :meth:`step` (e.g. after forward
+        passes that were not training with this scheduler's optimizer). A no-op in reference mode.
+
+        Forward passes followed by another optimizer's step (a learning-rate finder's) are dropped
+        without this call; see :class:`~lipschitz_lr.statistics.HeadHook`.
+        """
+        if self._hook is not None:
+            self._hook.reset()
 
     @property
     def statistics_source(self) -> str:

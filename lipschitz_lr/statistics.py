@@ -18,12 +18,14 @@ and maxima stay on the device until the end of the pass (one host synchronisatio
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 __all__ = [
     "BatchUnpacker",
@@ -35,6 +37,7 @@ __all__ = [
     "default_unpack_batch",
     "find_head",
     "max_weight_norm",
+    "statistics_loader",
     "unwrap_model",
 ]
 
@@ -80,8 +83,16 @@ class LipschitzStatistics:
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
-    """The module a ``DistributedDataParallel`` wrapper holds (any other model as it is)."""
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+    """The plain module inside ``torch.compile`` and ``DistributedDataParallel`` wrappers (in any
+    order); any other model as it is. The reference pass runs this module eagerly: its statistics
+    are then those of eager mode, and the compiled training forward never sees the pass."""
+    while True:
+        if isinstance(model, nn.parallel.DistributedDataParallel):
+            model = model.module
+        elif isinstance(getattr(model, "_orig_mod", None), nn.Module):  # torch.compile's OptimizedModule
+            model = model._orig_mod
+        else:
+            return model
 
 
 def find_head(model: nn.Module, head: nn.Module | str | None = None) -> nn.Module:
@@ -187,14 +198,23 @@ def _first_tensor(value: Any) -> Tensor | None:
 
 
 class StatisticsAccumulator:
-    """Running maxima of the per-batch norms, kept as float64 tensors on the data's device."""
+    """Running maxima of the per-batch norms and the batch count, one float64 tensor on the data's device.
+
+    The tensor is allocated at the first batch and then updated and reset in place, so a forward
+    hook that feeds it can be traced by ``torch.compile`` without a recompilation per batch (no
+    Python state changes from one batch to the next). Reading :attr:`num_batches` synchronises.
+    """
 
     def __init__(self) -> None:
-        self.reset()
+        self._values: Tensor | None = None  # [k_z, s, output_norm, target_norm, rows, batches]
 
     def reset(self) -> None:
-        self._maxima: Tensor | None = None  # [k_z, s, output_norm, target_norm, rows]
-        self.num_batches = 0
+        if self._values is not None:
+            self._values.zero_()
+
+    @property
+    def num_batches(self) -> int:
+        return 0 if self._values is None else int(self._values[5])
 
     def update(self, head_input: Tensor, head_output: Tensor | None = None, targets: Any = None) -> None:
         """Fold one batch in: ``head_input`` is (batch x ...) and flattened per row."""
@@ -213,34 +233,64 @@ class StatisticsAccumulator:
         else:
             y = zero
         rows = a.new_full((), float(a.shape[0]) if a.dim() > 0 else 1.0)
-        values = torch.stack([k_z, s, out, y, rows])
+        self._fold(torch.stack([k_z, s, out, y, rows, torch.ones_like(zero)]))
+
+    def merge(self, other: StatisticsAccumulator) -> None:
+        """Fold in everything ``other`` has seen (its maxima and its batch count)."""
+        if other._values is not None:
+            self._fold(other._values)
+
+    def _fold(self, values: Tensor) -> None:
+        if self._values is None or self._values.device != values.device:
+            previous = self._values
+            self._values = torch.zeros(6, dtype=torch.float64, device=values.device)
+            if previous is not None:
+                self._values.copy_(previous)
         # NaN must win the maximum (torch.maximum propagates NaN), so a NaN batch is not hidden.
-        if self._maxima is None:
-            self._maxima = values
-        else:
-            self._maxima = torch.maximum(self._maxima.to(values.device), values)
-        self.num_batches += 1
+        self._values.copy_(torch.cat([torch.maximum(self._values[:5], values[:5]), self._values[5:] + values[5:]]))
 
     def state_dict(self) -> dict[str, Any]:
         """The running maxima as plain values (a checkpoint written mid-epoch in hook mode keeps them)."""
-        maxima = None if self._maxima is None else [float(v) for v in self._maxima.cpu()]
+        maxima = None if self._values is None else [float(v) for v in self._values[:5].cpu()]
         return {"maxima": maxima, "num_batches": self.num_batches}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         maxima = state.get("maxima")
         if maxima is not None and (not isinstance(maxima, (list, tuple)) or len(maxima) != 5):
             raise ValueError(f"hook statistics need 5 maxima (k_z, s, output, target, rows), got {maxima!r}")
-        self._maxima = None if maxima is None else torch.tensor([float(v) for v in maxima], dtype=torch.float64)
-        self.num_batches = int(state.get("num_batches", 0))
+        if maxima is None:
+            self._values = None
+            return
+        values = [*(float(v) for v in maxima), float(state.get("num_batches", 0))]
+        device = self._values.device if self._values is not None else None
+        self._values = torch.tensor(values, dtype=torch.float64, device=device)
 
     def maxima(self) -> Tensor:
         """The five maxima as a float64 CPU tensor (zeros when nothing was seen)."""
-        if self._maxima is None:
+        if self._values is None:
             return torch.zeros(5, dtype=torch.float64)
-        return self._maxima.cpu()
+        return self._values[:5].cpu()
 
     def result(self, weight_norm: float) -> LipschitzStatistics:
-        return LipschitzStatistics.from_maxima(self.maxima(), weight_norm, self.num_batches)
+        values = self._values.cpu() if self._values is not None else torch.zeros(6, dtype=torch.float64)
+        return LipschitzStatistics.from_maxima(values[:5], weight_norm, int(values[5]))
+
+
+#: The HeadHooks with an optimizer, told when any optimizer steps (one global hook serves them all).
+_LIVE_HOOKS: weakref.WeakSet[HeadHook] = weakref.WeakSet()
+_GLOBAL_STEP_HOOK: list[Any] = []
+
+
+def _watch_optimizer_steps(hook: HeadHook) -> None:
+    _LIVE_HOOKS.add(hook)
+    if not _GLOBAL_STEP_HOOK:
+        _GLOBAL_STEP_HOOK.append(register_optimizer_step_pre_hook(_discard_for_other_optimizers))
+
+
+def _discard_for_other_optimizers(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+    for hook in list(_LIVE_HOOKS):
+        if hook._optimizer() is not optimizer:
+            hook.discard()
 
 
 class HeadHook:
@@ -250,13 +300,27 @@ class HeadHook:
     counted) and only when ``enabled``. Targets are not visible to a forward hook; MSE in hook mode
     therefore needs the target norm from elsewhere (see ``AdaptiveLR``).
 
+    With an ``optimizer``, a forward pass counts only once that optimizer steps: its statistics wait
+    in :attr:`pending` and join :attr:`accumulator` when the optimizer's ``step()`` begins, and they
+    are dropped when any other optimizer steps first (a learning-rate finder's throwaway optimizer on
+    the same model, say). Forward passes with no optimizer step after them never count. Without an
+    optimizer every training forward pass counts at once.
+
+    Works under ``torch.compile``: the hook is traced into the compiled forward, and its state is
+    tensors updated in place, so it causes no recompilation per batch.
+
     Use as a context manager or call :meth:`remove`.
     """
 
-    def __init__(self, head: nn.Module) -> None:
+    def __init__(self, head: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> None:
         self.accumulator = StatisticsAccumulator()
+        self.pending = StatisticsAccumulator() if optimizer is not None else self.accumulator
         self.enabled = True
-        self._handle = head.register_forward_hook(self._hook)
+        self._handles = [head.register_forward_hook(self._hook)]
+        if optimizer is not None:
+            self._handles.append(optimizer.register_step_pre_hook(lambda *_: self.commit()))
+            self._optimizer = weakref.ref(optimizer)
+            _watch_optimizer_steps(self)
 
     def _hook(self, module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
         if not self.enabled or not module.training:
@@ -264,16 +328,57 @@ class HeadHook:
         head_input = _first_tensor(inputs)
         if head_input is None:
             return
-        self.accumulator.update(head_input, output if isinstance(output, Tensor) else None)
+        self.pending.update(head_input, output if isinstance(output, Tensor) else None)
+
+    def commit(self) -> None:
+        """Count the pending forward passes (called when the optimizer steps)."""
+        if self.pending is not self.accumulator:
+            self.accumulator.merge(self.pending)
+            self.pending.reset()
+
+    def discard(self) -> None:
+        """Drop the pending forward passes (another optimizer stepped after them)."""
+        if self.pending is not self.accumulator:
+            self.pending.reset()
+
+    def reset(self) -> None:
+        """Forget everything recorded so far (counted and pending)."""
+        self.accumulator.reset()
+        self.discard()
+
+    def state_dict(self) -> dict[str, Any]:
+        """What was counted and what is pending, as plain values (a mid-epoch checkpoint keeps both)."""
+        pending = self.pending.state_dict() if self.pending is not self.accumulator else None
+        return {"counted": self.accumulator.state_dict(), "pending": pending}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.accumulator.load_state_dict(state["counted"])
+        if state.get("pending") is not None and self.pending is not self.accumulator:
+            self.pending.load_state_dict(state["pending"])
 
     def remove(self) -> None:
-        self._handle.remove()
+        for handle in self._handles:
+            handle.remove()
+        _LIVE_HOOKS.discard(self)
 
     def __enter__(self) -> HeadHook:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.remove()
+
+
+def statistics_loader(dataset: torch.utils.data.Dataset[Any], batch_size: int, **kwargs: Any) -> Iterable[Any]:
+    """The loader the reference pass needs, from a map-style dataset: in order, at the training batch
+    size ``m``, partial last batch kept. ``kwargs`` go to ``DataLoader`` (``num_workers``, ...).
+
+    Give it the clean training set (the training transform without augmentation).
+    """
+    if kwargs.get("shuffle") or kwargs.get("drop_last"):
+        raise ValueError(f"the statistics loader is in order and keeps every example, got {kwargs}")
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, **{**kwargs, "shuffle": False, "drop_last": False}
+    )
 
 
 def _module_modes(model: nn.Module) -> list[tuple[nn.Module, bool]]:
@@ -322,6 +427,7 @@ def collect_statistics(
     def hook(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
         head_input = _first_tensor(inputs)
         if head_input is not None:
+            current["called"] = True
             accumulator.update(head_input, output if isinstance(output, Tensor) else None, current.get("targets"))
 
     handle = head_module.register_forward_hook(hook)
@@ -331,11 +437,10 @@ def collect_statistics(
         for batch in loader:
             inputs, targets = unpack_batch(batch)
             inputs = _to_device(inputs, device)
-            current["targets"] = targets
-            before = accumulator.num_batches
+            current.update(targets=targets, called=False)
             model(inputs)
             seen_batches += 1
-            if accumulator.num_batches == before:
+            if not current["called"]:
                 raise ValueError(
                     f"the head ({type(head_module).__name__}) was never called during the forward "
                     "pass; name the module whose inputs are the penultimate activations with head="

@@ -613,3 +613,92 @@ def test_get_lr_has_no_side_effects_and_warns_outside_step():
         values = sched.get_lr()
     assert values == sched.get_last_lr()
     assert (len(sched.history), sched._k1, sched._k2, sched._num_updates, opt.param_groups[0]["lr"]) == before
+
+
+def test_a_dataset_gives_the_same_statistics_as_its_in_order_loader():
+    xs, ys = torch.randn(37, 6), torch.randint(0, K_CLASSES, (37,))
+    dataset = torch.utils.data.TensorDataset(xs, ys)
+    loader = [(xs[i : i + 8], ys[i : i + 8]) for i in range(0, 37, 8)]
+    rates = []
+    for source in ({"dataset": dataset}, {"loader": loader}):
+        model = make_model(seed=1)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        sched = AdaptiveLR(opt, model, num_classes=K_CLASSES, batch_size=8, **source)
+        rates.append((sched.history[0].k_z, sched.history[0].lr))
+    assert rates[0] == rates[1]
+    with pytest.raises(ValueError, match="requires batch_size"):
+        AdaptiveLR(opt, model, dataset=dataset, num_classes=K_CLASSES)
+    with pytest.raises(ValueError, match="a loader or a dataset, not both"):
+        AdaptiveLR(opt, model, loader, dataset=dataset, num_classes=K_CLASSES, batch_size=8)
+
+
+def _hook_run(finder_batches=0, steps_per_period=None):
+    """Hook mode on a small model: optionally an LR-finder-like loop first (another optimizer on the
+    same model, weights restored afterwards, as torch-lr-finder's reset()), then one epoch."""
+    data = make_data(n_batches=6, m=8, last=8)
+    model = make_model(seed=2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = AdaptiveLR(opt, model, data, num_classes=K_CLASSES, statistics="hook", batch_size=8)
+    norms: list[float] = []  # the norm of each training batch's head input, as the scheduler's hook saw it
+    model[-1].register_forward_hook(lambda m, inputs, out: norms.append(float(inputs[0].detach().double().norm())))
+    if finder_batches:
+        saved = copy.deepcopy(model.state_dict())
+        finder_opt = torch.optim.SGD(model.parameters(), lr=10.0)  # large steps: large activations
+        model.train()
+        for x, y in (data * 3)[:finder_batches]:
+            finder_opt.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            finder_opt.step()
+        model.load_state_dict(saved)
+    norms.clear()
+    torch.manual_seed(5)  # the same dropout masks in the epoch whatever ran before
+    model.train()
+    for i, (x, y) in enumerate(data):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+        if steps_per_period and (i + 1) % steps_per_period == 0:
+            sched.step()
+    if not steps_per_period:
+        sched.step()
+    return sched, norms
+
+
+def test_hook_mode_ignores_forward_passes_of_another_optimizer():
+    """An LR finder's forward passes (followed by its own optimizer's steps) are not this epoch's statistics."""
+    (clean, _), (after_finder, _) = _hook_run(), _hook_run(finder_batches=15)
+    assert after_finder.history[1].k_z == clean.history[1].k_z and after_finder.history[1].lr == clean.history[1].lr
+
+
+def test_reset_statistics_forgets_forward_passes_since_the_last_step():
+    def run(extra_forward, reset):
+        data = make_data()
+        torch.manual_seed(2)
+        model = nn.Sequential(nn.Linear(6, 12), nn.ReLU(), nn.Linear(12, K_CLASSES))  # no BN: big inputs stay big
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        sched = AdaptiveLR(opt, model, data, num_classes=K_CLASSES, statistics="hook")
+        model.train()
+        if extra_forward:
+            model(torch.randn(8, 6) * 40)
+            opt.step()  # counted: this optimizer stepped after it (no gradients: the weights stay)
+        if reset:
+            sched.reset_statistics()
+        torch.manual_seed(5)
+        for x, _ in data:
+            model(x)
+            opt.step()
+        sched.step()
+        return sched.history[1].k_z
+
+    clean = run(extra_forward=False, reset=False)
+    assert run(extra_forward=True, reset=True) == clean
+    assert run(extra_forward=True, reset=False) > clean
+
+
+def test_hook_mode_every_n_optimizer_steps_is_one_record_per_period():
+    """step() every 2 optimizer steps: each record's K_z is the max over exactly its 2 batches."""
+    sched, norms = _hook_run(steps_per_period=2)
+    assert [r.epoch for r in sched.history] == [0, 1, 2, 3] and len(norms) == 6
+    for period, record in enumerate(sched.history[1:]):
+        assert record.k_z == pytest.approx(max(norms[2 * period : 2 * period + 2]), rel=1e-12)
+        assert record.lr == pytest.approx(1 / ((K_CLASSES - 1) / (K_CLASSES * 8) * record.k_z), rel=1e-12)

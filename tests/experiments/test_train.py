@@ -247,3 +247,22 @@ def test_an_exception_in_a_callback_still_releases_the_lock_and_closes_tensorboa
     with pytest.raises(RuntimeError, match="callback failed"):
         run_experiment(config, RunOptions(out_dir=out, data_dir=data_dir, progress=False, on_epoch_end=fail))
     assert closed == [True] and not (out / ".lock").exists() and (out / "checkpoint.pt").exists()
+
+
+@pytest.mark.parametrize("statistics", ["reference", "hook"])
+def test_compile_keeps_the_training_forward_compiled(tmp_path, data_dir, monkeypatch, statistics):
+    """--compile with LipschitzLR: the forward is compiled once per input shape and mode, not per batch
+    (aot_eager stands in for inductor, which needs minutes of C++ compilation on a CPU)."""
+    import torch._dynamo
+
+    compile_ = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda model: compile_(model, backend="aot_eager", dynamic=False))
+    torch._dynamo.reset()
+    config = load_config(tiny_config(tmp_path, epochs=2, train_subset=300)).replace(statistics=statistics)
+    options = RunOptions(out_dir=tmp_path / "run", data_dir=data_dir, progress=False, compile=True)
+    trainer = Trainer(config, options)
+    with torch._dynamo.config.patch(recompile_limit=4, fail_on_recompile_limit_hit=True):
+        history = trainer.run()
+        x = trainer.train_loader.images[:128]
+        assert type(trainer.model(x).grad_fn).__name__ == "CompiledFunctionBackward"
+    assert all(math.isfinite(row["train_loss"]) and row["lr"] > 0 for row in history)
