@@ -63,6 +63,22 @@ def write_tiny_cifar(root: Path, n_train: int = 40, n_test: int = 20, seed: int 
     return root
 
 
+def write_tiny_mnist_format(root: Path, folder: str, n_train: int = 40, n_test: int = 20, seed: int = 0) -> Path:
+    """Uncompressed idx files as torchvision stores MNIST, FashionMNIST and KMNIST (``<folder>/raw/``)."""
+    rng = np.random.default_rng(seed)
+    raw = root / folder / "raw"
+    raw.mkdir(parents=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        labels = rng.integers(0, 10, n, dtype=np.uint8)
+        header = (2051).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in (n, 28, 28))
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(header + images.tobytes())
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(
+            (2049).to_bytes(4, "big") + n.to_bytes(4, "big") + labels.tobytes()
+        )
+    return root
+
+
 @pytest.fixture(scope="session")
 def tiny_cifar(tmp_path_factory) -> Path:
     return write_tiny_cifar(tmp_path_factory.mktemp("cifar"))

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from lipschitz_lr_experiments.data import DATASETS, Augmentation, TensorBatches, load_dataset, resolve_data_dir
+from tests.conftest import write_tiny_mnist_format
 
 
 def test_mnist_from_shared_data(data_dir):
@@ -96,3 +97,14 @@ def test_a_damaged_cifar_file_is_named(tmp_path):
     (tmp_path / "cifar-10-batches-py" / "test_batch").write_bytes(b"\x80\x04garbage")
     with pytest.raises(ValueError, match="test_batch is damaged or not a CIFAR batch"):
         load_dataset("cifar10", tmp_path)
+
+
+@pytest.mark.parametrize(("dataset", "folder"), [("fashionmnist", "FashionMNIST"), ("kmnist", "KMNIST")])
+def test_other_mnist_format_sets_load_from_torchvisions_layout(tmp_path, dataset, folder):
+    with pytest.raises(FileNotFoundError, match=f"{dataset} not found under .*: expected {folder}/raw/ "):
+        load_dataset(dataset, tmp_path)
+    write_tiny_mnist_format(tmp_path, folder, n_train=40, n_test=20)
+    splits = load_dataset(dataset, tmp_path)
+    assert splits.train_images.shape == (40, 1, 28, 28) and splits.test_labels.shape == (20,)
+    assert splits.num_classes == 10 and 0 <= float(splits.train_images.min()) <= float(splits.train_images.max()) <= 1
+    assert splits.augmentation == DATASETS["mnist"].augmentation

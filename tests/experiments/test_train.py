@@ -14,7 +14,7 @@ from lipschitz_lr_experiments.config import bundled_configs, load_config
 from lipschitz_lr_experiments.history import HISTORY_FIELDS
 from lipschitz_lr_experiments.run_dir import RunDirError, atomic_write_bytes
 from lipschitz_lr_experiments.train import RunOptions, Trainer, run_experiment
-from tests.conftest import write_tiny_cifar, write_tiny_config
+from tests.conftest import write_tiny_cifar, write_tiny_config, write_tiny_mnist_format
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -266,3 +266,27 @@ def test_compile_keeps_the_training_forward_compiled(tmp_path, data_dir, monkeyp
         x = trainer.train_loader.images[:128]
         assert type(trainer.model(x).grad_fn).__name__ == "CompiledFunctionBackward"
     assert all(math.isfinite(row["train_loss"]) and row["lr"] > 0 for row in history)
+
+
+def test_tensorboard_gets_every_epochs_scalars(tmp_path, data_dir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    config = load_config(tiny_config(tmp_path, epochs=2, train_subset=256))
+    history = run_experiment(config, RunOptions(out_dir=tmp_path / "run", data_dir=data_dir, progress=False))
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    assert set(events.Tags()["scalars"]) == {"lr", "k", "train_loss", "train_acc", "test_loss", "test_acc"}
+    for key in ("lr", "k", "test_acc"):
+        scalars = events.Scalars(key)
+        assert [s.step for s in scalars] == [1, 2]
+        assert [s.value for s in scalars] == pytest.approx([row[key] for row in history], rel=1e-6)
+
+
+@pytest.mark.parametrize("name", ["fashionmnist_sgd", "kmnist_sgd_baseline"])
+def test_other_mnist_format_configs_train(tmp_path, name):
+    """FashionMNIST and KMNIST (not on this machine) train with the MNIST CNN from torchvision's format."""
+    config = load_config(name).replace(epochs=1, batch_size=16)
+    folder = {"fashionmnist": "FashionMNIST", "kmnist": "KMNIST"}[config.dataset]
+    data_dir = write_tiny_mnist_format(tmp_path / "data", folder, n_train=40, n_test=20)
+    history = run_experiment(config, RunOptions(out_dir=tmp_path / "run", data_dir=data_dir, progress=False))
+    assert len(history) == 1 and history[0]["lr"] > 0 and math.isfinite(history[0]["train_loss"])

@@ -1,0 +1,38 @@
+"""The README's "Use with..." snippets, by their heading, for the integration tests that run them."""
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def use_with_snippets() -> dict[str, str]:
+    """``### heading`` -> its python code, from the README's "## Use with..." section."""
+    text = README.read_text()
+    start = text.index("## Use with...\n")
+    section = text[start : text.index("\n## ", start + 1)]
+    snippets = {}
+    for part in section.split("\n### ")[1:]:
+        heading, body = part.split("\n", 1)
+        code = re.search(r"```python\n(.*?)```", body, re.S)
+        if code:
+            snippets[heading.strip()] = code.group(1)
+    return snippets
+
+
+SNIPPETS = use_with_snippets()
+
+
+def run_snippet(heading: str, namespace: dict[str, Any]) -> dict[str, Any]:
+    exec(compile(SNIPPETS[heading], f"README.md: Use with... {heading}", "exec"), namespace)
+    return namespace
+
+
+@pytest.fixture
+def plain_loop(tmp_path, monkeypatch) -> dict[str, Any]:
+    """The namespace after the first snippet (data, make_model), run in a temporary directory."""
+    monkeypatch.chdir(tmp_path)
+    return run_snippet("A plain loop", {"__name__": "readme"})
