@@ -76,16 +76,34 @@ def epoch_runner(
     return run_epoch
 
 
-def time_statistics_pass(args: argparse.Namespace, x: torch.Tensor, y: torch.Tensor, device: torch.device) -> float:
-    """Wall time of :func:`collect_statistics` alone: the cost the reference mode adds to an epoch."""
+def pass_runners(
+    args: argparse.Namespace, x: torch.Tensor, y: torch.Tensor, device: torch.device
+) -> dict[str, Callable[[], float]]:
+    """Two timed callables over the same model, images and batch size: the reference statistics pass
+    (:func:`collect_statistics`, the cost the reference mode adds to an epoch) and a bare inference
+    forward (eval mode, no grad), the least that pass can cost."""
     torch.manual_seed(0)
     model = build_model(args.model, 10).to(device)
     clean = TensorBatches(x, y, args.batch_size)
-    synchronize(device)
-    start = time.perf_counter()
-    collect_statistics(model, clean)
-    synchronize(device)
-    return time.perf_counter() - start
+
+    def timed(work: Callable[[], object]) -> Callable[[], float]:
+        def run() -> float:
+            synchronize(device)
+            start = time.perf_counter()
+            work()
+            synchronize(device)
+            return time.perf_counter() - start
+
+        return run
+
+    @torch.no_grad()
+    def bare_forward() -> None:
+        model.eval()
+        for xb, _ in clean:
+            model(xb)
+        model.train()
+
+    return {"statistics pass": timed(lambda: collect_statistics(model, clean)), "bare forward": timed(bare_forward)}
 
 
 def main() -> None:
@@ -95,6 +113,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=6000, help="training images per epoch")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per mode (the median is reported)")
+    parser.add_argument("--pass-repeats", type=int, default=5, help="interleaved runs of the pass and a bare forward")
     parser.add_argument("--data-dir")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -112,14 +131,27 @@ def main() -> None:
         for mode, run_epoch in runners.items():
             times[mode].append(run_epoch())
     results = {mode: statistics.median(seconds) for mode, seconds in times.items()}
-    pass_alone = statistics.median(time_statistics_pass(args, x, y, device) for _ in range(args.epochs))
     print("| mode | epoch time (s) | ratio to constant LR |")
     print("|---|---|---|")
     for mode, seconds in results.items():
         print(f"| {mode} | {seconds:.3f} | {seconds / results['constant']:.3f} |")
+    # The pass against its limit, a bare inference forward over the same images, interleaved likewise.
+    passes = pass_runners(args, x, y, device)
+    for run in passes.values():
+        run()  # warm-up
+    pass_times: dict[str, list[float]] = {name: [] for name in passes}
+    for _ in range(args.pass_repeats):
+        for name, run in passes.items():
+            pass_times[name].append(run())
+    pass_alone, bare = (statistics.median(pass_times[name]) for name in passes)
     print(
-        f"# the reference statistics pass alone (one eval forward over the set): {pass_alone:.3f} s, "
-        f"{pass_alone / results['constant']:.3f} of a constant-LR epoch"
+        f"# the reference statistics pass alone: {pass_alone:.3f} s, {pass_alone / results['constant']:.3f} of a "
+        f"constant-LR epoch; a bare inference forward over the same images: {bare:.3f} s"
+    )
+    ratios = [p / b for p, b in zip(pass_times["statistics pass"], pass_times["bare forward"], strict=True)]
+    print(
+        f"pass-to-bare-forward ratio: {pass_alone / bare:.3f} (medians of {args.pass_repeats} interleaved runs; "
+        f"per-run ratios {', '.join(f'{r:.3f}' for r in ratios)})"
     )
 
 

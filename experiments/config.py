@@ -50,8 +50,10 @@ class ExperimentConfig:
 
     ``loss`` is ``keras_cross_entropy`` (the authors' Keras loss, probabilities clipped to
     ``[1e-7, 1 - 1e-7]``; the reference) or ``cross_entropy`` (torch's, the clean choice).
-    ``momentum_seed`` says how AdaMo's ``K1`` is seeded from ``initial_lr`` (``"value"``: ``K1 = x``
-    as the authors' code; ``"reciprocal"``: ``K1 = 1/x``); see ``AdaptiveLR``.
+    ``statistics_batches`` limits LipschitzLR's reference pass to the first N batches of the training
+    set (``None``: all, the paper's definition). ``momentum_seed`` says how AdaMo's ``K1`` is seeded
+    from ``initial_lr`` (``"value"``: ``K1 = x`` as the authors' code; ``"reciprocal"``: ``K1 = 1/x``);
+    see ``AdaptiveLR``.
     """
 
     name: str
@@ -70,6 +72,7 @@ class ExperimentConfig:
     keras_faithful: bool = True
     loss: str = "keras_cross_entropy"
     statistics: str = "reference"
+    statistics_batches: int | None = None
     initial_lr: float | None = None
     momentum_seed: str = "value"
     bias_correction: bool = False
@@ -106,7 +109,7 @@ class ExperimentConfig:
             raise ConfigError(
                 "lr must be > 0 (the initial learning rate; LipschitzLR keeps group ratios to it), got lr=0.0"
             )
-        for key in ("train_subset", "test_subset"):
+        for key in ("train_subset", "test_subset", "statistics_batches"):
             value = getattr(self, key)
             if value is not None and value < 1:
                 raise ConfigError(f"{key} must be >= 1 (leave it out for the whole split), got {key}={value!r}")

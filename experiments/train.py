@@ -125,6 +125,7 @@ class Trainer:
                 variant=OPTIMIZERS[config.optimizer].variant,
                 weight_decay=config.paper_lambda,
                 statistics=config.statistics,
+                statistics_batches=config.statistics_batches,
                 batch_size=config.batch_size,
                 initial_lr=config.initial_lr,
                 momentum_seed=config.momentum_seed,

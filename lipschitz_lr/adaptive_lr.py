@@ -50,7 +50,8 @@ class EpochRecord:
     """Diagnostics of one ``step()`` (one epoch).
 
     Attributes:
-        epoch: the epoch this learning rate is for (0 = computed at construction).
+        epoch: the epoch this learning rate is for (0 = computed at construction); when
+            ``step()`` is called every N optimizer steps instead of every epoch, the period.
         k_z: largest Frobenius norm of a batch of head inputs.
         s: largest Frobenius norm of the elementwise square of a batch of head inputs.
         max_weight_norm: largest Frobenius norm of a single tensor of the model's state.
@@ -111,6 +112,7 @@ _CONFIG_KEYS = (
     "target_norm",
     "min_lrs",
     "max_lrs",
+    "statistics_batches",
 )
 
 
@@ -135,6 +137,8 @@ def _checked_config(config: dict[str, Any], n_groups: int) -> dict[str, Any]:
             raise ValueError(f"requires a finite, positive initial_lr, got initial_lr={c['initial_lr']!r}")
     if c["batch_size"] is not None:
         c["batch_size"] = integer("batch_size", c["batch_size"], 1)
+    if c["statistics_batches"] is not None:
+        c["statistics_batches"] = integer("statistics_batches", c["statistics_batches"], 1)
     if c["target_norm"] is not None:
         c["target_norm"] = finite_nonnegative("target_norm", c["target_norm"])
     if c["tau"] is not None:
@@ -300,6 +304,10 @@ class AdaptiveLR(LRScheduler):
         mse_sign: ``"plus"`` (valid bound, default) or ``"minus"`` (authors' code).
         target_norm: ``||y||`` for ``loss="mse"``; default the largest batch target norm seen by
             the reference pass. Required for MSE with ``statistics="hook"``.
+        statistics_batches: the reference pass reads only the loader's first ``N`` batches, a fixed
+            subset, instead of all of them (cheaper for large datasets; beyond the paper, whose
+            ``K_z`` is a maximum over every batch, so the subset's ``K_z`` is at most the full one
+            and the learning rate at least as large). Default ``None``: every batch.
         distributed: all-reduce (MAX) the statistics over the default process group; default when
             one is initialised with more than one rank. Every rank must call :meth:`step`.
         device: where to run the reference pass; default the model's device.
@@ -353,6 +361,7 @@ class AdaptiveLR(LRScheduler):
         average_outputs: bool = False,
         mse_sign: MSESign = "plus",
         target_norm: float | None = None,
+        statistics_batches: int | None = None,
         distributed: bool | None = None,
         device: torch.device | str | None = None,
         unpack_batch: BatchUnpacker | None = None,
@@ -397,6 +406,7 @@ class AdaptiveLR(LRScheduler):
                 "target_norm": target_norm,
                 "min_lrs": min_lr,
                 "max_lrs": max_lr,
+                "statistics_batches": statistics_batches,
             },
             n_groups,
         )
@@ -523,6 +533,7 @@ class AdaptiveLR(LRScheduler):
                     device=self._device,
                     unpack_batch=self._unpack_batch,
                     allow_empty=distributed,
+                    max_batches=self.statistics_batches,
                 )
         else:
             return None
@@ -597,8 +608,10 @@ class AdaptiveLR(LRScheduler):
     def step(self, epoch: int | None = None) -> None:  # type: ignore[override]
         """Compute this epoch's learning rate from the current model and write it.
 
-        Call once per epoch, after the epoch's ``optimizer.step()`` calls. Passing ``epoch`` is
-        not supported (the learning rate depends on the weights, not on the epoch number).
+        Call once per epoch, after the epoch's ``optimizer.step()`` calls (or, in hook mode, every N
+        optimizer steps: each call then turns the forward passes since the previous one into a rate,
+        and :attr:`history` counts periods). Passing ``epoch`` is not supported (the learning rate
+        depends on the weights, not on the epoch number).
         """
         if epoch is not None:
             raise ValueError(f"AdaptiveLR.step() takes no epoch (the LR depends on the model), got epoch={epoch!r}")
@@ -709,7 +722,12 @@ class AdaptiveLR(LRScheduler):
         order (load the optimizer, build the scheduler, load the scheduler) trains the next epoch at
         the saved rate rather than at the one computed at construction.
         """
-        state_dict = {"momentum_seed": self.momentum_seed, "hook_statistics": None, **state_dict}
+        state_dict = {
+            "momentum_seed": self.momentum_seed,
+            "hook_statistics": None,
+            "statistics_batches": None,
+            **state_dict,
+        }
         missing = [key for key in (*self._STATE_KEYS, "history") if key not in state_dict]
         if missing:
             raise ValueError(f"not an AdaptiveLR state_dict: missing keys {missing}")

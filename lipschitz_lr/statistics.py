@@ -17,6 +17,7 @@ and maxima stay on the device until the end of the pass (one host synchronisatio
 
 from __future__ import annotations
 
+import itertools
 import math
 import weakref
 from collections.abc import Callable, Iterable
@@ -394,6 +395,7 @@ def collect_statistics(
     device: torch.device | str | None = None,
     unpack_batch: BatchUnpacker = default_unpack_batch,
     allow_empty: bool = False,
+    max_batches: int | None = None,
 ) -> LipschitzStatistics:
     """The reference pass: statistics of the head's inputs over every batch of ``loader``.
 
@@ -411,6 +413,8 @@ def collect_statistics(
         unpack_batch: splits a batch into (inputs, targets).
         allow_empty: return zeros for an empty loader instead of raising (a distributed rank
             with an empty shard must still reach the all-reduce).
+        max_batches: read only the loader's first ``max_batches`` batches (a fixed subset: the
+            cheaper pass for large datasets; not the paper's, whose ``K_z`` is over every batch).
 
     Raises:
         ValueError: the loader is empty, or the head never ran during the pass.
@@ -434,7 +438,7 @@ def collect_statistics(
     model.eval()
     seen_batches = 0
     try:
-        for batch in loader:
+        for batch in loader if max_batches is None else itertools.islice(loader, max_batches):
             inputs, targets = unpack_batch(batch)
             inputs = _to_device(inputs, device)
             current.update(targets=targets, called=False)

@@ -702,3 +702,16 @@ def test_hook_mode_every_n_optimizer_steps_is_one_record_per_period():
     for period, record in enumerate(sched.history[1:]):
         assert record.k_z == pytest.approx(max(norms[2 * period : 2 * period + 2]), rel=1e-12)
         assert record.lr == pytest.approx(1 / ((K_CLASSES - 1) / (K_CLASSES * 8) * record.k_z), rel=1e-12)
+
+
+def test_statistics_batches_reads_a_fixed_leading_subset():
+    data = make_data(n_batches=6, m=8, last=8)
+    model = make_model(seed=4)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    subset = AdaptiveLR(opt, model, data, num_classes=K_CLASSES, statistics_batches=2)
+    full = AdaptiveLR(torch.optim.SGD(model.parameters(), lr=0.1), model, data, num_classes=K_CLASSES)
+    first_two = AdaptiveLR(torch.optim.SGD(model.parameters(), lr=0.1), model, data[:2], num_classes=K_CLASSES)
+    assert subset.history[0].k_z == first_two.history[0].k_z <= full.history[0].k_z
+    assert subset.state_dict()["statistics_batches"] == 2
+    with pytest.raises(ValueError, match="statistics_batches=0"):
+        AdaptiveLR(opt, model, data, num_classes=K_CLASSES, statistics_batches=0)

@@ -46,6 +46,7 @@ def test_table1_rows_have_faithful_and_clean_variants():
         ({**MINIMAL, "train_subset": -100}, "train_subset=-100"),
         ({**MINIMAL, "train_subset": 0}, "train_subset=0"),
         ({**MINIMAL, "test_subset": 0}, "test_subset=0"),
+        ({**MINIMAL, "statistics_batches": 0}, "statistics_batches=0"),
         ({**MINIMAL, "schedule": "cosine", "keras_decay": True}, "keras_decay"),
         ({"name": "x", "dataset": "mnist"}, "missing required config key(s): model"),
         ({**MINIMAL, "loss": "mse"}, "loss='mse' is not one of keras_cross_entropy, cross_entropy"),
