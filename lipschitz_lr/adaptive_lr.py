@@ -269,7 +269,8 @@ class AdaptiveLR(LRScheduler):
             the paper's EMA-form momentum ``v = b v + (1-b) g`` is mapped onto torch's
             ``buf = b buf + (1-d) g`` by multiplying the learning rate by ``(1-b)/(1-d)`` (1 for
             ``SGD(momentum=b, dampening=b)``, ``1-b`` for plain heavy-ball).
-        model: the network (a ``DistributedDataParallel`` wrapper is fine).
+        model: the network (a ``DistributedDataParallel`` or ``torch.compile`` wrapper is fine: the
+            reference pass runs the plain module inside it).
         loader: batches of the clean training set, in order, at the training batch size. Required
             for ``statistics="reference"`` (or ``dataset``); with ``"hook"`` it is used only for epoch 0.
         dataset: instead of ``loader``, a map-style ``Dataset`` of the clean training set (no
