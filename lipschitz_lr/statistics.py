@@ -353,6 +353,8 @@ class HeadHook:
         return {"counted": self.accumulator.state_dict(), "pending": pending}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "maxima" in state:  # lipschitz-lr before 2026-11-30 saved the counted statistics alone
+            state = {"counted": state, "pending": None}
         self.accumulator.load_state_dict(state["counted"])
         if state.get("pending") is not None and self.pending is not self.accumulator:
             self.pending.load_state_dict(state["pending"])

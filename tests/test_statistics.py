@@ -173,3 +173,13 @@ def test_hook_matches_reference_pass_without_bn_dropout_and_fixed_weights():
     assert hooked.k_z == pytest.approx(reference.k_z, rel=1e-12)
     assert hooked.s == pytest.approx(reference.s, rel=1e-12)
     assert hooked.num_batches == reference.num_batches == 4
+
+
+def test_head_hook_loads_the_earlier_state_format():
+    """Checkpoints written before the pending/counted split held the counted maxima alone."""
+    head = torch.nn.Linear(3, 2)
+    hook = HeadHook(head, torch.optim.SGD(head.parameters(), lr=0.1))
+    hook.load_state_dict({"maxima": [2.0, 3.0, 1.0, 0.0, 8.0], "num_batches": 4})
+    assert hook.accumulator.maxima().tolist() == [2.0, 3.0, 1.0, 0.0, 8.0] and hook.accumulator.num_batches == 4
+    assert hook.pending.num_batches == 0
+    hook.remove()
