@@ -285,28 +285,28 @@ _MNIST_FILES = ", ".join(_MNIST_IDX)
 #: The authors' MNIST augmentation; FashionMNIST and KMNIST use it too (the paper has no runs on them).
 _MNIST_AUGMENTATION = Augmentation(rotation_degrees=15.0, zoom=0.1, shift=0.1)
 _CIFAR_AUGMENTATION = Augmentation(shift=0.1, horizontal_flip=True)
+
+
+def _mnist_format(dataset: str, folder: str) -> DatasetSpec:
+    return DatasetSpec(
+        10, _MNIST_AUGMENTATION, _mnist_format_loader(dataset, folder), f"{folder}/raw/ ({_MNIST_FILES})"
+    )
+
+
+def _cifar(dataset: str, torchvision_class: str, num_classes: int) -> DatasetSpec:
+    loader = _cifar_loader(dataset, torchvision_class)
+    return DatasetSpec(num_classes, _CIFAR_AUGMENTATION, loader, _cifar_files(dataset), subtract_mean_image=True)
+
+
 #: The dataset registry: a config's ``dataset`` names one (test: ``tests/experiments/test_data.py``).
 DATASETS: Registry[DatasetSpec] = Registry(
     "dataset",
     {
-        "mnist": DatasetSpec(
-            10, _MNIST_AUGMENTATION, _mnist_format_loader("mnist", "MNIST"), f"MNIST/raw/ ({_MNIST_FILES})"
-        ),
-        "fashionmnist": DatasetSpec(
-            10,
-            _MNIST_AUGMENTATION,
-            _mnist_format_loader("fashionmnist", "FashionMNIST"),
-            f"FashionMNIST/raw/ ({_MNIST_FILES})",
-        ),
-        "kmnist": DatasetSpec(
-            10, _MNIST_AUGMENTATION, _mnist_format_loader("kmnist", "KMNIST"), f"KMNIST/raw/ ({_MNIST_FILES})"
-        ),
-        "cifar10": DatasetSpec(
-            10, _CIFAR_AUGMENTATION, _cifar_loader("cifar10", "CIFAR10"), _cifar_files("cifar10"), True
-        ),
-        "cifar100": DatasetSpec(
-            100, _CIFAR_AUGMENTATION, _cifar_loader("cifar100", "CIFAR100"), _cifar_files("cifar100"), True
-        ),
+        "mnist": _mnist_format("mnist", "MNIST"),
+        "fashionmnist": _mnist_format("fashionmnist", "FashionMNIST"),
+        "kmnist": _mnist_format("kmnist", "KMNIST"),
+        "cifar10": _cifar("cifar10", "CIFAR10", 10),
+        "cifar100": _cifar("cifar100", "CIFAR100", 100),
     },
 )
 
