@@ -153,15 +153,6 @@ def test_mixed_precision_and_channels_last(tmp_path, data_dir, amp):
     assert trainer.scaler.is_enabled() == (amp == "fp16")
 
 
-@pytest.mark.slow
-def test_torch_compile_run(tmp_path, data_dir):
-    config = load_config(tiny_config(tmp_path, epochs=1, train_subset=256))
-    history = run_experiment(
-        config, RunOptions(out_dir=tmp_path / "c", data_dir=data_dir, progress=False, compile=True)
-    )
-    assert math.isfinite(history[0]["train_loss"])
-
-
 def test_a_used_directory_is_refused_and_overwrite_replaces_the_run(tmp_path, data_dir):
     config = load_config(tiny_config(tmp_path, epochs=2, train_subset=256))
     out = tmp_path / "run"
@@ -250,13 +241,14 @@ def test_an_exception_in_a_callback_still_releases_the_lock_and_closes_tensorboa
 
 
 @pytest.mark.parametrize("statistics", ["reference", "hook"])
-def test_compile_keeps_the_training_forward_compiled(tmp_path, data_dir, monkeypatch, statistics):
+@pytest.mark.parametrize("backend", ["aot_eager", pytest.param("inductor", marks=pytest.mark.slow)])
+def test_compile_keeps_the_training_forward_compiled(tmp_path, data_dir, monkeypatch, statistics, backend):
     """--compile with LipschitzLR: the forward is compiled once per input shape and mode, not per batch
-    (aot_eager stands in for inductor, which needs minutes of C++ compilation on a CPU)."""
+    (by default with aot_eager: inductor, the default backend, needs C++ compilation, a minute on a CPU)."""
     import torch._dynamo
 
     compile_ = torch.compile
-    monkeypatch.setattr(torch, "compile", lambda model: compile_(model, backend="aot_eager", dynamic=False))
+    monkeypatch.setattr(torch, "compile", lambda model: compile_(model, backend=backend, dynamic=False))
     torch._dynamo.reset()
     config = load_config(tiny_config(tmp_path, epochs=2, train_subset=300)).replace(statistics=statistics)
     options = RunOptions(out_dir=tmp_path / "run", data_dir=data_dir, progress=False, compile=True)
