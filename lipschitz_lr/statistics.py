@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.optim.optimizer import register_optimizer_step_pre_hook
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 __all__ = [
     "BatchUnpacker",
@@ -285,7 +285,7 @@ _GLOBAL_STEP_HOOK: list[Any] = []
 def _watch_optimizer_steps(hook: HeadHook) -> None:
     _LIVE_HOOKS.add(hook)
     if not _GLOBAL_STEP_HOOK:
-        _GLOBAL_STEP_HOOK.append(register_optimizer_step_pre_hook(_discard_for_other_optimizers))
+        _GLOBAL_STEP_HOOK.append(register_optimizer_step_post_hook(_discard_for_other_optimizers))
 
 
 def _discard_for_other_optimizers(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
@@ -302,10 +302,11 @@ class HeadHook:
     therefore needs the target norm from elsewhere (see ``AdaptiveLR``).
 
     With an ``optimizer``, a forward pass counts only once that optimizer steps: its statistics wait
-    in :attr:`pending` and join :attr:`accumulator` when the optimizer's ``step()`` begins, and they
-    are dropped when any other optimizer steps first (a learning-rate finder's throwaway optimizer on
-    the same model, say). Forward passes with no optimizer step after them never count. Without an
-    optimizer every training forward pass counts at once.
+    in :attr:`pending` and join :attr:`accumulator` when the optimizer's ``step()`` ends (so a forward
+    pass inside a ``step(closure)``, as Lightning runs them, counts for that step), and they are
+    dropped when any other optimizer's step ends first (a learning-rate finder's throwaway optimizer
+    on the same model, say). Forward passes with no optimizer step after them never count. Without
+    an optimizer every training forward pass counts at once.
 
     Works under ``torch.compile``: the hook is traced into the compiled forward, and its state is
     tensors updated in place, so it causes no recompilation per batch.
@@ -319,7 +320,7 @@ class HeadHook:
         self.enabled = True
         self._handles = [head.register_forward_hook(self._hook)]
         if optimizer is not None:
-            self._handles.append(optimizer.register_step_pre_hook(lambda *_: self.commit()))
+            self._handles.append(optimizer.register_step_post_hook(lambda *_: self.commit()))
             self._optimizer = weakref.ref(optimizer)
             _watch_optimizer_steps(self)
 

@@ -715,3 +715,34 @@ def test_statistics_batches_reads_a_fixed_leading_subset():
     assert subset.state_dict()["statistics_batches"] == 2
     with pytest.raises(ValueError, match="statistics_batches=0"):
         AdaptiveLR(opt, model, data, num_classes=K_CLASSES, statistics_batches=0)
+
+
+def test_hook_mode_counts_forward_passes_inside_a_step_closure():
+    """Lightning (and LBFGS-style loops) run the forward pass inside optimizer.step(closure): it counts
+    for that step, so each epoch's statistics are the same as in a plain loop."""
+
+    def run(closure_style):
+        data = make_data(n_batches=5, m=8, last=8)
+        data[-1] = (data[-1][0] * 10, data[-1][1])  # the epoch's largest K_z is its last batch
+        torch.manual_seed(2)
+        model = nn.Sequential(nn.Linear(6, 12), nn.ReLU(), nn.Linear(12, K_CLASSES))
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        sched = AdaptiveLR(opt, model, data, num_classes=K_CLASSES, statistics="hook", batch_size=8)
+        for _ in range(2):
+            for x, y in data:
+
+                def closure(x=x, y=y):
+                    opt.zero_grad()
+                    loss = nn.functional.cross_entropy(model(x), y)
+                    loss.backward()
+                    return loss
+
+                if closure_style:
+                    opt.step(closure)
+                else:
+                    closure()
+                    opt.step()
+            sched.step()
+        return [(r.k_z, r.lr) for r in sched.history]
+
+    assert run(closure_style=True) == run(closure_style=False)
