@@ -22,7 +22,7 @@ from .data import DATASETS
 from .errors import ConfigError
 from .losses import LOSSES
 from .models import MODELS
-from .optimizers import OPTIMIZERS, missing_package
+from .optimizers import OPTIMIZERS, check_installed
 from .schedules import SCHEDULES
 
 __all__ = ["CLEAN_SUFFIX", "ConfigError", "ExperimentConfig", "bundled_configs", "from_dict", "load_config"]
@@ -118,11 +118,7 @@ class ExperimentConfig:
             raise ConfigError(
                 f"schedule 'lipschitz' has variants for {', '.join(with_variants)}, got optimizer={self.optimizer!r}"
             )
-        if missing_package(self.optimizer):
-            raise ConfigError(
-                f"optimizer={self.optimizer!r} needs the package {missing_package(self.optimizer)!r}; install it "
-                "(pip install 'lipschitz-lr[baselines]')"
-            )
+        check_installed(self.optimizer)
         if self.keras_decay and self.schedule not in ("lipschitz", "constant"):
             raise ConfigError(
                 f"keras_decay applies to schedule 'lipschitz' or 'constant', got schedule={self.schedule!r}"
@@ -184,7 +180,7 @@ def _required(f: dataclasses.Field[Any]) -> bool:
 def clean_variant(config: ExperimentConfig) -> ExperimentConfig:
     """The clean variant of a faithful LipschitzLR config: the same run without the authors' hidden
     per-iteration Keras decay (README, "Reference mode and clean mode"), named ``<name>_clean``."""
-    if config.schedule != "lipschitz" or not config.keras_decay:
+    if not _has_clean_variant(config):
         raise ConfigError(
             f"{config.name!r} has no clean variant: only LipschitzLR configs with keras_decay = true have one"
         )

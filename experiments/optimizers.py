@@ -78,6 +78,15 @@ def missing_package(name: str) -> str | None:
     return package if package is not None and importlib.util.find_spec(package) is None else None
 
 
+def check_installed(name: str) -> None:
+    """A :class:`ConfigError` naming the package when optimiser ``name`` needs one that is not installed."""
+    package = missing_package(name)
+    if package is not None:
+        raise ConfigError(
+            f"optimizer={name!r} needs the package {package!r}; install it (pip install 'lipschitz-lr[baselines]')"
+        )
+
+
 def is_schedule_free(optimizer: Optimizer) -> bool:
     """Schedule-Free optimisers must be switched with ``.train()``/``.eval()`` around evaluation."""
     return type(optimizer).__module__.startswith("schedulefree")
@@ -110,9 +119,5 @@ def build_optimizer(
     ``ema_momentum`` selects the authors' AdaMo form for ``"momentum"`` (LipschitzLR runs).
     """
     spec = OPTIMIZERS.lookup(name)
-    package = missing_package(name)
-    if package is not None:
-        raise ConfigError(
-            f"optimizer={name!r} needs the package {package!r}; install it (pip install 'lipschitz-lr[baselines]')"
-        )
+    check_installed(name)
     return spec.build(param_groups(model, kernel_l2), lr, ema_momentum)

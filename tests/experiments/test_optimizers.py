@@ -71,3 +71,17 @@ def test_external_optimizers_build_and_schedule_free_is_recognised():
 def test_an_unknown_optimizer_is_named_with_the_known_ones():
     with pytest.raises(ConfigError, match="unknown optimizer 'lars'; expected one of sgd, momentum, rmsprop, adam"):
         build_optimizer("lars", small_cnn(), 0.1)
+
+
+def test_a_missing_package_is_named_by_the_config_and_by_build_optimizer(monkeypatch):
+    from lipschitz_lr_experiments.config import from_dict
+    from lipschitz_lr_experiments.optimizers import OptimizerSpec
+
+    monkeypatch.setitem(OPTIMIZERS, "absent", OptimizerSpec(lambda g, lr, ema: None, package="no_such_package_xyz"))
+    message = "optimizer='absent' needs the package 'no_such_package_xyz'"
+    with pytest.raises(ConfigError, match=message):
+        from_dict(
+            {"name": "x", "dataset": "mnist", "model": "mnist_cnn", "optimizer": "absent", "schedule": "constant"}
+        )
+    with pytest.raises(ConfigError, match=message):
+        build_optimizer("absent", small_cnn(), 0.1)
