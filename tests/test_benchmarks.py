@@ -1,5 +1,6 @@
 """The benchmark scripts run and print their tables (no timing is asserted: speed is read, not tested)."""
 
+import json
 import math
 import re
 import subprocess
@@ -62,7 +63,13 @@ def test_throughput_prints_images_per_second(precision):
     assert 60_000 / (images_per_second + 0.5) - 0.005 <= epoch_seconds <= slowest + 0.005
 
 
-def test_time_to_accuracy_reports_each_method(data_dir):
+def _table_row(out: str, method: str) -> list[str]:
+    return [
+        cell.strip() for cell in next(line for line in out.splitlines() if line.startswith(f"| {method} |")).split("|")
+    ]
+
+
+def test_time_to_accuracy_reports_each_method(data_dir, tmp_path):
     command = [
         sys.executable,
         "benchmarks/time_to_accuracy.py",
@@ -84,12 +91,62 @@ def test_time_to_accuracy_reports_each_method(data_dir):
     ]
     out = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert "| lipschitz (momentum) | - | 1/1 | 1.0 |" in out and "| cosine | 0.05 | 1/1 | 1.0 |" in out
-    # the sweep: each rate trains seed 0 once (1 epoch each), the best is kept, its cost is added
-    out = subprocess.run([*command, "--sweep-lrs", "0.01", "0.1"], cwd=REPO, capture_output=True, text=True, check=True)
-    cosine = next(line for line in out.stdout.splitlines() if line.startswith("| cosine |")).split("|")
-    assert cosine[2].strip() == "0.01" and cosine[6].strip() == "2" and cosine[7].strip() == "3.0"
-    lipschitz = next(line for line in out.stdout.splitlines() if line.startswith("| lipschitz (momentum) |")).split("|")
-    assert lipschitz[6].strip() == "0" and lipschitz[7].strip() == "1.0"
+    # The sweep: 0.01 reaches the target at epoch 1, so 0.1 (listed later, it would lose a tie) is not
+    # trained; the sweep cost 1 epoch, and the tuned rate's seed-0 run is the sweep's own.
+    record = tmp_path / "runs.jsonl"
+    sweep = [*command, "--sweep-lrs", "0.01", "0.1", "--record", str(record)]
+    out = subprocess.run(sweep, cwd=REPO, capture_output=True, text=True, check=True).stdout
+    cosine = _table_row(out, "cosine")
+    assert cosine[2:5] == ["0.01", "1/1", "1.0"] and cosine[6:8] == ["1", "2.0"]
+    assert _table_row(out, "lipschitz (momentum)")[6:8] == ["0", "1.0"]
+    runs = [json.loads(line) for line in record.read_text().splitlines()]
+    assert [(run["method"], run["lr"]) for run in runs] == [("lipschitz (momentum)", None), ("cosine", 0.01)]
+    # --no-train prints the same table from the record; a seed it lacks reads "not run"
+    again = subprocess.run([*sweep, "--no-train"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert again.split("\n", 1)[1] == out.split("\n", 1)[1]
+    more = subprocess.run([*sweep, "--no-train", "--seeds", "0", "1"], cwd=REPO, capture_output=True, text=True)
+    assert _table_row(more.stdout, "cosine")[3] == "1/2" and _table_row(more.stdout, "cosine")[8] == "1, not run"
+    assert len(record.read_text().splitlines()) == 2  # nothing trained again
+
+
+def test_time_to_accuracy_stops_a_losing_sweep_rate(data_dir, tmp_path):
+    """A rate listed after one that reached the target at epoch b trains at most b - 1 epochs."""
+    record = tmp_path / "runs.jsonl"
+    command = [sys.executable, "benchmarks/time_to_accuracy.py", "--device", "cpu", "--data-dir", str(data_dir)]
+    command += ["--train-subset", "256", "--max-epochs", "2", "--seeds", "0", "--methods", "constant"]
+    # a target only the second epoch can meet: the accuracy after epoch 1 decides it
+    first = subprocess.run(
+        [*command, "--target", "0.0", "--sweep-lrs", "0.01", "--record", str(record)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "| constant | 0.01 | 1/1 | 1.0 |" in first.stdout
+    # Planted: 0.01 reached the target at epoch 2. Then 0.1 may train 1 epoch, and without reaching
+    # the target in it, 0.01 stays the tuned rate; the sweep cost is 2 + 1 epochs.
+    run = json.loads(record.read_text())
+    planted = {**run, "target": 0.999, "reached": 2, "trained": 2, "test_acc": [0.5, 0.9995]}
+    record.write_text(json.dumps(planted) + "\n")
+    out = subprocess.run(
+        [*command, "--target", "0.999", "--sweep-lrs", "0.01", "0.1", "--record", str(record)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "# sweep constant, lr 0.1: not reached (1 epochs)" in out
+    assert _table_row(out, "constant")[2] == "0.01" and _table_row(out, "constant")[6:8] == ["3", "5.0"]
+    runs = [json.loads(line) for line in record.read_text().splitlines()]
+    assert runs[-1]["lr"] == 0.1 and runs[-1]["cap"] == 1 and runs[-1]["trained"] == 1
+
+
+def test_time_to_accuracy_refuses_a_broken_record(tmp_path):
+    record = tmp_path / "runs.jsonl"
+    record.write_text('{"method": "constant"\n')
+    command = [sys.executable, "benchmarks/time_to_accuracy.py", "--record", str(record), "--no-train"]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    assert result.returncode != 0 and f"{record}:1 is not a JSON line" in result.stderr
 
 
 def test_statistics_subset_prints_each_subset_against_the_full_pass(data_dir):
