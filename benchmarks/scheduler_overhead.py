@@ -2,10 +2,15 @@
 
 Prints a table of median epoch times and their ratios to constant-LR training. Real MNIST is used
 when found (``--data-dir`` or ``$LIPSCHITZ_LR_DATA``), otherwise random data of the same shape;
-``--model resnet20_v1`` times ResNet-20 on CIFAR-shaped random data.
+``--model resnet20_v1`` times ResNet-20 on CIFAR-shaped random data. ``--amp``, ``--channels-last``
+and ``--compile`` train as the harness's options do; AdaptiveLR's pass then runs under the same
+autocast on the same (channels_last) weights, eagerly on the module inside the compiled wrapper
+(the library's choice: no recompiles), while the bare forward it is compared with runs the
+compiled model, the least a pass could cost.
 
     python benchmarks/scheduler_overhead.py                      # MNIST CNN, CPU
     python benchmarks/scheduler_overhead.py --model resnet20_v1 --device cuda --images 50000
+    python benchmarks/scheduler_overhead.py --device cuda --amp bf16 --channels-last --compile
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import torch
 from lipschitz_lr import AdaptiveLR
 from lipschitz_lr.statistics import collect_statistics
 from lipschitz_lr_experiments.data import TensorBatches, load_dataset
-from lipschitz_lr_experiments.devices import describe_device
+from lipschitz_lr_experiments.devices import AMP_MODES, autocast, describe_device
 from lipschitz_lr_experiments.loop import train_step
 from lipschitz_lr_experiments.models import build_model
 
@@ -44,22 +49,30 @@ def make_data(model_name: str, images: int, device: torch.device, data_dir: str 
     return torch.rand(shape, generator=g).to(device), torch.randint(0, 10, (images,), generator=g).to(device), "random"
 
 
+def build(args: argparse.Namespace, device: torch.device) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The model (seed 0, channels_last if asked) and what trains it: itself or its compiled wrapper."""
+    torch.manual_seed(0)
+    model = build_model(args.model, 10).to(device)
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model, (torch.compile(model, backend=args.compile_backend) if args.compile else model)
+
+
 def epoch_runner(
     mode: str, args: argparse.Namespace, x: torch.Tensor, y: torch.Tensor, device: torch.device
 ) -> Callable[[], float]:
     """A fresh model, optimizer and (for ``reference``/``hook``) AdaptiveLR; the callable trains one epoch
     (with the scheduler's step) and returns its wall time."""
-    torch.manual_seed(0)
-    model = build_model(args.model, 10).to(device)
+    model, trained = build(args, device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     loader = TensorBatches(x, y, args.batch_size, shuffle=True, generator=torch.Generator().manual_seed(0))
     clean = TensorBatches(x, y, args.batch_size)
-    no_scaling = torch.amp.GradScaler(device.type, enabled=False)  # fp32, as the trainer without --amp
+    scaler = torch.amp.GradScaler(device.type, enabled=args.amp == "fp16")  # as the trainer does
     scheduler = None
     if mode != "constant":
         # initial_lr and max_lr keep the timing runs numerically tame; they do not change the cost.
         scheduler = AdaptiveLR(
-            optimizer, model, clean, num_classes=10, variant="momentum", statistics=mode, initial_lr=0.01, max_lr=0.05
+            optimizer, trained, clean, num_classes=10, variant="momentum", statistics=mode, initial_lr=0.01, max_lr=0.05
         )
 
     def run_epoch() -> float:
@@ -67,9 +80,10 @@ def epoch_runner(
         start = time.perf_counter()
         model.train()
         for xb, yb in loader:
-            train_step(model, optimizer, no_scaling, xb, yb)
+            train_step(trained, optimizer, scaler, xb, yb, args.amp, args.channels_last)
         if scheduler is not None:
-            scheduler.step()
+            with autocast(device, args.amp):
+                scheduler.step()
         synchronize(device)
         return time.perf_counter() - start
 
@@ -81,16 +95,17 @@ def pass_runners(
 ) -> dict[str, Callable[[], float]]:
     """Two timed callables over the same model, images and batch size: the reference statistics pass
     (:func:`collect_statistics`, the cost the reference mode adds to an epoch) and a bare inference
-    forward (eval mode, no grad), the least that pass can cost."""
-    torch.manual_seed(0)
-    model = build_model(args.model, 10).to(device)
+    forward (eval mode, no grad, of the compiled model under ``--compile``), the least that pass can
+    cost. Both run under the ``--amp`` autocast."""
+    model, trained = build(args, device)
     clean = TensorBatches(x, y, args.batch_size)
 
     def timed(work: Callable[[], object]) -> Callable[[], float]:
         def run() -> float:
             synchronize(device)
             start = time.perf_counter()
-            work()
+            with autocast(device, args.amp):
+                work()
             synchronize(device)
             return time.perf_counter() - start
 
@@ -98,10 +113,10 @@ def pass_runners(
 
     @torch.no_grad()
     def bare_forward() -> None:
-        model.eval()
+        trained.eval()
         for xb, _ in clean:
-            model(xb)
-        model.train()
+            trained(xb)
+        trained.train()
 
     return {"statistics pass": timed(lambda: collect_statistics(model, clean)), "bare forward": timed(bare_forward)}
 
@@ -115,12 +130,18 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per mode (the median is reported)")
     parser.add_argument("--pass-repeats", type=int, default=5, help="interleaved runs of the pass and a bare forward")
     parser.add_argument("--data-dir")
+    parser.add_argument("--amp", default="off", choices=AMP_MODES, help="autocast for training and the pass")
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--compile", action="store_true", help="train a torch.compile'd model")
+    parser.add_argument("--compile-backend", default="inductor", help="torch.compile backend (default: inductor)")
     args = parser.parse_args()
     device = torch.device(args.device)
     x, y, source = make_data(args.model, args.images, device, args.data_dir)
     print(
         f"# {args.model}, {args.images} {source} images, batch {args.batch_size}, {describe_device(device)}, "
-        f"torch {torch.__version__}, median of {args.epochs} interleaved epochs per mode"
+        f"torch {torch.__version__}, amp {args.amp}, channels_last {args.channels_last}, "
+        f"compile {args.compile_backend if args.compile else False}, "
+        f"median of {args.epochs} interleaved epochs per mode"
     )
     runners = {mode: epoch_runner(mode, args, x, y, device) for mode in ("constant", "reference", "hook")}
     for run_epoch in runners.values():

@@ -30,6 +30,7 @@ from .statistics import (
     collect_statistics,
     default_unpack_batch,
     find_head,
+    is_compiled,
     max_weight_norm,
     statistics_loader,
     unwrap_model,
@@ -541,10 +542,19 @@ class AdaptiveLR(LRScheduler):
         if distributed:
             stats = all_reduce_max(stats)
         if stats.batch_rows == 0:
+            compiled = ""
+            if self._hook is not None and is_compiled(self._model):
+                compiled = (
+                    ". The model is torch.compile'd, and dynamo ignores a forward hook registered after it "
+                    "compiled this forward, or the forward of another instance of the same class, in this "
+                    "process (torch._dynamo.config.skip_nnmodule_hook_guards, pytorch/pytorch#117758): create "
+                    "AdaptiveLR before the first compiled call and after any other compiled instance, call "
+                    "torch._dynamo.reset() once it is created, or use statistics='reference'"
+                )
             raise ValueError(
                 f"no batch reached the head ({type(self._head).__name__}) during epoch {epoch}: "
                 "with statistics='hook', step() must follow an epoch of training forward passes; "
-                "otherwise the loader is empty"
+                f"otherwise the loader is empty{compiled}"
             )
         self._check_batch_rows(stats, epoch)
         return stats

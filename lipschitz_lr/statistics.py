@@ -37,6 +37,7 @@ __all__ = [
     "collect_statistics",
     "default_unpack_batch",
     "find_head",
+    "is_compiled",
     "max_weight_norm",
     "statistics_loader",
     "unwrap_model",
@@ -94,6 +95,16 @@ def unwrap_model(model: nn.Module) -> nn.Module:
             model = model._orig_mod
         else:
             return model
+
+
+def is_compiled(model: nn.Module) -> bool:
+    """Whether ``model`` is, or wraps, a ``torch.compile`` module (inside DDP wrappers too)."""
+    while True:
+        if isinstance(getattr(model, "_orig_mod", None), nn.Module):
+            return True
+        if not isinstance(model, nn.parallel.DistributedDataParallel):
+            return False
+        model = model.module
 
 
 def find_head(model: nn.Module, head: nn.Module | str | None = None) -> nn.Module:
