@@ -12,7 +12,12 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_scheduler_overhead_prints_a_ratio_table(data_dir):
+@pytest.mark.parametrize(
+    "mode",
+    [[], ["--amp", "bf16", "--channels-last", "--compile", "--compile-backend", "aot_eager"]],
+    ids=["fp32", "bf16-channels-last-compiled"],
+)
+def test_scheduler_overhead_prints_a_ratio_table(data_dir, mode):
     command = [
         sys.executable,
         "benchmarks/scheduler_overhead.py",
@@ -26,8 +31,10 @@ def test_scheduler_overhead_prints_a_ratio_table(data_dir):
         "2",
         "--data-dir",
         str(data_dir),
+        *mode,
     ]
     out = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert ("amp bf16, channels_last True, compile aot_eager" in out) == bool(mode)
     rows = [line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| ") and "mode" not in line]
     assert rows == ["constant", "reference", "hook"]
     assert "| constant |" in out and "1.000 |" in out
