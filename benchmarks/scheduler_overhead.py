@@ -136,10 +136,6 @@ def main() -> None:
     parser.add_argument("--compile-backend", default="inductor", help="torch.compile backend (default: inductor)")
     args = parser.parse_args()
     device = torch.device(args.device)
-    if args.compile:
-        # Three models of one class compile in this process; without hook guards dynamo would run the
-        # hook model on the graph it traced for the constant-LR one, without the hook (README: torch.compile).
-        torch._dynamo.config.skip_nnmodule_hook_guards = False
     x, y, source = make_data(args.model, args.images, device, args.data_dir)
     print(
         f"# {args.model}, {args.images} {source} images, batch {args.batch_size}, {describe_device(device)}, "

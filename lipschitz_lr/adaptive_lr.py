@@ -231,6 +231,21 @@ def _user_stacklevel() -> int:
     return level
 
 
+def _guard_module_hooks() -> None:
+    """Make dynamo guard on module hooks (process-wide). By default it does not
+    (``skip_nnmodule_hook_guards``, pytorch/pytorch#117758): a compiled graph traced for one instance
+    of a class is reused for another whose hooks differ, so the head hook would be skipped, or run for
+    another model of the same class (an EMA copy, a teacher) and mix its activations into K_z."""
+    import torch._dynamo
+
+    if torch._dynamo.config.skip_nnmodule_hook_guards:
+        torch._dynamo.config.skip_nnmodule_hook_guards = False
+        logger.info(
+            "statistics='hook' on a compiled model: set torch._dynamo.config.skip_nnmodule_hook_guards = False "
+            "so that compiled graphs are not shared between modules whose hooks differ"
+        )
+
+
 def _set_lr(group: dict[str, Any], lr: float) -> None:
     if isinstance(group["lr"], Tensor):
         group["lr"].fill_(lr)
@@ -271,7 +286,10 @@ class AdaptiveLR(LRScheduler):
             ``buf = b buf + (1-d) g`` by multiplying the learning rate by ``(1-b)/(1-d)`` (1 for
             ``SGD(momentum=b, dampening=b)``, ``1-b`` for plain heavy-ball).
         model: the network (a ``DistributedDataParallel`` or ``torch.compile`` wrapper is fine: the
-            reference pass runs the plain module inside it).
+            reference pass runs the plain module inside it). With ``statistics="hook"`` give the
+            compiled module, not the plain one: AdaptiveLR then sets dynamo's process-wide
+            ``skip_nnmodule_hook_guards`` to False, without which dynamo may share one compiled graph
+            between this model and another instance of its class and skip or misfeed the hook.
         loader: batches of the clean training set, in order, at the training batch size. Required
             for ``statistics="reference"`` (or ``dataset``); with ``"hook"`` it is used only for epoch 0.
         dataset: instead of ``loader``, a map-style ``Dataset`` of the clean training set (no
@@ -445,6 +463,8 @@ class AdaptiveLR(LRScheduler):
         self._warned_batch_rows = False
         self._hook_removed = False
         self._hook: HeadHook | None = HeadHook(self._head, optimizer) if statistics == "hook" else None
+        if self._hook is not None and is_compiled(model):
+            _guard_module_hooks()
         self._step_hook_handle = optimizer.register_step_pre_hook(self._before_optimizer_step)
         super().__init__(optimizer, last_epoch)
 
@@ -545,11 +565,9 @@ class AdaptiveLR(LRScheduler):
             compiled = ""
             if self._hook is not None and is_compiled(self._model):
                 compiled = (
-                    ". The model is torch.compile'd, and dynamo ignores a forward hook registered after it "
-                    "compiled this forward, or the forward of another instance of the same class, in this "
-                    "process (torch._dynamo.config.skip_nnmodule_hook_guards, pytorch/pytorch#117758): create "
-                    "AdaptiveLR before the first compiled call and after any other compiled instance, call "
-                    "torch._dynamo.reset() once it is created, or use statistics='reference'"
+                    ". The model is torch.compile'd, and a graph dynamo compiled before the head hook was "
+                    "registered does not run it (pytorch/pytorch#117758): create AdaptiveLR before the first "
+                    "compiled call, call torch._dynamo.reset() once it is created, or use statistics='reference'"
                 )
             raise ValueError(
                 f"no batch reached the head ({type(self._head).__name__}) during epoch {epoch}: "

@@ -1,11 +1,23 @@
 import json
 import os
 import pickle
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+
+
+@pytest.fixture(autouse=True)
+def _restore_dynamo_hook_guards():
+    """AdaptiveLR in hook mode on a compiled model turns dynamo's module-hook guards on for the
+    process; each test starts from dynamo's default again, so no test depends on the order."""
+    yield
+    dynamo = sys.modules.get("torch._dynamo")
+    if dynamo is not None:
+        dynamo.config.skip_nnmodule_hook_guards = True
+
 
 REPO = Path(__file__).resolve().parents[1]
 
