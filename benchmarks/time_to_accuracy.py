@@ -210,7 +210,7 @@ def main() -> None:
         flush=True,
     )
     rows = [
-        "| method | lr | reached (seeds) | epochs (mean) | seconds (mean) | sweep epochs | epochs with sweep "
+        "| method | lr | reached (seeds run) | epochs (mean) | seconds (mean) | sweep epochs | epochs with sweep "
         "| per seed |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -240,7 +240,7 @@ def main() -> None:
         cells = [
             method,
             _show(lr, "{:g}"),
-            f"{len(epochs)}/{len(args.seeds)}",
+            f"{len(epochs)}/{len(args.seeds) - per_seed.count('not run')}",  # of the runs made
             _show(mean_epochs),
             _show(statistics.mean(seconds) if seconds else None),
             _show(sweep_epochs, "{}"),

@@ -112,7 +112,7 @@ def test_time_to_accuracy_reports_each_method(data_dir, tmp_path):
     again = subprocess.run([*sweep, "--no-train"], cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert again.split("\n", 1)[1] == out.split("\n", 1)[1]
     more = subprocess.run([*sweep, "--no-train", "--seeds", "0", "1"], cwd=REPO, capture_output=True, text=True)
-    assert _table_row(more.stdout, "cosine")[3] == "1/2" and _table_row(more.stdout, "cosine")[8] == "1, not run"
+    assert _table_row(more.stdout, "cosine")[3] == "1/1" and _table_row(more.stdout, "cosine")[8] == "1, not run"
     assert len(record.read_text().splitlines()) == 2  # nothing trained again
 
 
