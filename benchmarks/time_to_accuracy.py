@@ -55,6 +55,7 @@ class RunLog:
     split across processes (each with its own ``--methods``, one shared file), resumed after a stop,
     and its table printed from the file alone (``--no-train``). Each line holds one run's key
     (method, seed, lr, max_epochs, target, train_subset), its outcome and its per-epoch test accuracy.
+    The device is recorded but is no part of the key: keep one file per device.
     """
 
     KEY = ("method", "seed", "lr", "max_epochs", "target", "train_subset")
