@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 import math
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,27 +84,29 @@ class LipschitzStatistics:
         )
 
 
-def unwrap_model(model: nn.Module) -> nn.Module:
-    """The plain module inside ``torch.compile`` and ``DistributedDataParallel`` wrappers (in any
-    order); any other model as it is. The reference pass runs this module eagerly: its statistics
-    are then those of eager mode, and the compiled training forward never sees the pass."""
+def _wrappers(model: nn.Module) -> Iterator[nn.Module]:
+    """``model``, then each module it wraps (``DistributedDataParallel``, ``torch.compile``, in any order)."""
     while True:
+        yield model
         if isinstance(model, nn.parallel.DistributedDataParallel):
             model = model.module
         elif isinstance(getattr(model, "_orig_mod", None), nn.Module):  # torch.compile's OptimizedModule
             model = model._orig_mod
         else:
-            return model
+            return
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The plain module inside ``torch.compile`` and ``DistributedDataParallel`` wrappers (in any
+    order); any other model as it is. The reference pass runs this module eagerly: its statistics
+    are then those of eager mode, and the compiled training forward never sees the pass."""
+    *_, plain = _wrappers(model)
+    return plain
 
 
 def is_compiled(model: nn.Module) -> bool:
     """Whether ``model`` is, or wraps, a ``torch.compile`` module (inside DDP wrappers too)."""
-    while True:
-        if isinstance(getattr(model, "_orig_mod", None), nn.Module):
-            return True
-        if not isinstance(model, nn.parallel.DistributedDataParallel):
-            return False
-        model = model.module
+    return any(isinstance(getattr(wrapper, "_orig_mod", None), nn.Module) for wrapper in _wrappers(model))
 
 
 def find_head(model: nn.Module, head: nn.Module | str | None = None) -> nn.Module:

@@ -47,29 +47,43 @@ def test_compiled_training_is_not_recompiled_and_matches_eager(statistics):
     assert [(r.k_z, r.lr) for r in compiled.history] == [(r.k_z, r.lr) for r in eager.history]
 
 
+def small_model(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 3))
+
+
+def small_data():
+    g = torch.Generator().manual_seed(1)
+    return [(torch.randn(8, 1, 8, 8, generator=g), torch.randint(0, 3, (8,), generator=g)) for _ in range(3)]
+
+
+def hook_epoch(net, opt, sched, data, between_batches=lambda x: None):
+    """One training epoch of ``net``, then ``sched.step()``; its record."""
+    for x, y in data:
+        opt.zero_grad()
+        nn.functional.cross_entropy(net(x), y).backward()
+        between_batches(x)
+        opt.step()
+    sched.step()
+    return sched.history[-1]
+
+
 def test_hook_mode_explains_a_hook_that_dynamo_skipped():
     """A graph compiled before AdaptiveLR registered its head hook does not run the hook: step() says
     so and names the ways out; with torch._dynamo.reset() after AdaptiveLR is created, the same setup
     gives eager's statistics."""
-    g = torch.Generator().manual_seed(1)
-    data = [(torch.randn(8, 1, 8, 8, generator=g), torch.randint(0, 3, (8,), generator=g)) for _ in range(3)]
+    data = small_data()
 
     def epoch(compiled, reset=False):
         torch._dynamo.reset()
-        torch.manual_seed(0)
-        plain = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 3))
+        plain = small_model()
         net = torch.compile(plain, backend="aot_eager", dynamic=False) if compiled else plain
         net(data[0][0])  # compiled before the scheduler exists
         opt = torch.optim.SGD(plain.parameters(), lr=0.1)
         sched = AdaptiveLR(opt, net, data, num_classes=3, statistics="hook", batch_size=8)
         if reset:
             torch._dynamo.reset()
-        for x, y in data:
-            opt.zero_grad()
-            nn.functional.cross_entropy(net(x), y).backward()
-            opt.step()
-        sched.step()
-        return sched.history[-1]
+        return hook_epoch(net, opt, sched, data)
 
     with pytest.raises(ValueError, match=r"no batch reached the head .*torch.compile'd.*torch._dynamo.reset\(\)"):
         epoch(compiled=True)
@@ -81,28 +95,16 @@ def test_hook_mode_is_not_fed_by_another_compiled_instance_of_the_class():
     """With dynamo's default (no guards on module hooks) a second compiled model of the same class,
     run between steps (an EMA copy, a teacher), shares the hooked graph and changed K_z (4.79 against
     eager's 8.85 here). AdaptiveLR in hook mode on a compiled model turns the hook guards on."""
-
-    def model(seed):
-        torch.manual_seed(seed)
-        return nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 3))
-
-    g = torch.Generator().manual_seed(1)
-    data = [(torch.randn(8, 1, 8, 8, generator=g), torch.randint(0, 3, (8,), generator=g)) for _ in range(3)]
+    data = small_data()
 
     def k_z(compiled):
         torch._dynamo.reset()
-        a, b = model(0), model(1)
+        a, b = small_model(0), small_model(1)
         net = torch.compile(a, backend="aot_eager") if compiled else a
         other = torch.compile(b, backend="aot_eager") if compiled else b
         opt = torch.optim.SGD(a.parameters(), lr=0.1)
         sched = AdaptiveLR(opt, net, data, num_classes=3, statistics="hook", batch_size=8)
-        for x, y in data:
-            opt.zero_grad()
-            nn.functional.cross_entropy(net(x), y).backward()
-            other(100 * x)
-            opt.step()
-        sched.step()
-        return sched.history[-1].k_z
+        return hook_epoch(net, opt, sched, data, between_batches=lambda x: other(100 * x)).k_z
 
     with torch._dynamo.config.patch(skip_nnmodule_hook_guards=True):  # dynamo's default, restored after
         assert k_z(compiled=True) == k_z(compiled=False)
