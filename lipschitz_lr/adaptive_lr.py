@@ -405,6 +405,18 @@ class AdaptiveLR(LRScheduler):
         if loss == "mse" and statistics == "hook" and target_norm is None:
             raise ValueError("loss='mse' with statistics='hook' requires target_norm (forward hooks see no targets)")
         n_groups = len(optimizer.param_groups)
+        if n_groups == 0:
+            raise ValueError(
+                f"requires an optimizer with at least one param group, got {type(optimizer).__name__} with none "
+                "(were its param_groups cleared?)"
+            )
+        on_meta = [name for name, p in model.named_parameters() if p.is_meta]
+        if on_meta:
+            raise ValueError(
+                f"the model's parameters are on the meta device (not materialised), e.g. {on_meta[0]!r}; move them "
+                "to a real device and initialise them (model.to_empty(device=...) then init or load weights) before "
+                "building AdaptiveLR"
+            )
         config = _checked_config(
             {
                 "variant": variant,
@@ -744,8 +756,9 @@ class AdaptiveLR(LRScheduler):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore a :meth:`state_dict`, check it, and write the restored learning rate into the optimizer.
 
-        The variant must match this instance's. Other configuration in the state (``num_classes``,
-        ``weight_decay``, ``batch_size``, ...) replaces this instance's, as torch schedulers do, with a
+        The variant and ``num_classes`` (a property of the model's head) must match this instance's.
+        Other configuration in the state (``weight_decay``, ``batch_size``, ...) replaces this
+        instance's, as torch schedulers do, with a
         warning naming each value that changes. Every value is checked as the constructor checks it.
         The restored learning rate is written into the optimizer's param groups, so the common resume
         order (load the optimizer, build the scheduler, load the scheduler) trains the next epoch at
@@ -769,6 +782,12 @@ class AdaptiveLR(LRScheduler):
         if len(state_dict["base_lrs"]) != n_groups:
             raise ValueError(f"state_dict has {len(state_dict['base_lrs'])} param groups, the optimizer has {n_groups}")
         config = _checked_config({key: state_dict[key] for key in _CONFIG_KEYS}, n_groups)
+        if config["num_classes"] != self.num_classes:
+            raise ValueError(
+                f"cannot load a state_dict saved with num_classes={config['num_classes']!r} into an AdaptiveLR with "
+                f"num_classes={self.num_classes!r}: k is a property of the model's head, and the saved rates and "
+                "statistics belong to another model; load it into a scheduler built for the same model"
+            )
         changed = [f"{k} {getattr(self, k)!r} -> {new!r}" for k, new in config.items() if getattr(self, k) != new]
         if changed:
             warnings.warn(

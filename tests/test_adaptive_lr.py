@@ -746,3 +746,29 @@ def test_hook_mode_counts_forward_passes_inside_a_step_closure():
         return [(r.k_z, r.lr) for r in sched.history]
 
     assert run(closure_style=True) == run(closure_style=False)
+
+
+def test_load_state_dict_refuses_another_num_classes():
+    """A state saved for a 4-class head is refused by a scheduler of a 3-class head (it only warned, then wrote
+    another model's rate)."""
+    data = make_data()
+    sched = AdaptiveLR(torch.optim.SGD(make_model().parameters(), lr=0.1), make_model(), data, num_classes=K_CLASSES)
+    state = sched.state_dict()
+    other = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3))
+    three = AdaptiveLR(torch.optim.SGD(other.parameters(), lr=0.1), other, [(x, y % 3) for x, y in data], num_classes=3)
+    before = three.optimizer.param_groups[0]["lr"]
+    with pytest.raises(ValueError, match=r"saved with num_classes=4 into an AdaptiveLR with num_classes=3"):
+        three.load_state_dict(state)
+    assert three.optimizer.param_groups[0]["lr"] == before
+
+
+def test_a_model_on_the_meta_device_and_an_optimizer_without_groups_are_refused():
+    with torch.device("meta"):
+        meta = make_model()
+    with pytest.raises(ValueError, match=r"on the meta device .*model\.to_empty"):
+        AdaptiveLR(torch.optim.SGD(meta.parameters(), lr=0.1), meta, make_data(), num_classes=K_CLASSES)
+    model = make_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    optimizer.param_groups.clear()
+    with pytest.raises(ValueError, match="at least one param group, got SGD with none"):
+        AdaptiveLR(optimizer, model, make_data(), num_classes=K_CLASSES)
