@@ -7,6 +7,7 @@ Examples::
     lipschitz-lr run experiments/configs/c10_resnet20_sgd.toml --device cuda --resume
     lipschitz-lr sweep c10_resnet20_sgd_baseline --lr 0.1 0.03 0.01 --epochs 30
     lipschitz-lr classical --out results/classical
+    lipschitz-lr unlock runs/mnist_sgd
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from .config import ConfigError, ExperimentConfig, bundled_configs, load_config
 from .devices import AMP_MODES
 from .history import best_epoch
 from .run_dir import RunDirError
+from .run_lock import LockError, break_lock
 from .train import RunOptions, run_experiment
 
 
@@ -173,6 +175,11 @@ def cmd_classical(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_unlock(args: argparse.Namespace) -> int:
+    print(break_lock(Path(args.run_dir), force=args.force))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lipschitz-lr", description=__doc__.split("\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -197,6 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
     classical.add_argument("--out", default="results/classical")
     classical.add_argument("--data-dir", type=Path)
     classical.set_defaults(func=cmd_classical)
+    unlock = sub.add_parser("unlock", help="break the lock a run that is gone left in its directory")
+    unlock.add_argument("run_dir", help="the run's output directory")
+    unlock.add_argument(
+        "--force", action="store_true", help="also a lock of a live process, of another host, or unreadable"
+    )
+    unlock.set_defaults(func=cmd_unlock)
     return parser
 
 
@@ -207,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("lipschitz_lr").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     try:
         return args.func(args)
-    except (ConfigError, RunDirError, OSError, ValueError) as error:
+    except (ConfigError, RunDirError, LockError, OSError, ValueError) as error:
         if args.verbose:
             raise
         print(f"lipschitz-lr: error: {error}", file=sys.stderr)

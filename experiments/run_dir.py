@@ -12,9 +12,11 @@ and optionally ``tensorboard/``. The rules:
   history without its checkpoint is refused (resuming would rewrite it). The trainer writes each
   epoch's checkpoint (which carries the history) before the history files, so a run killed between
   the two resumes from the checkpoint.
-* One run at a time: :meth:`RunDirectory.lock` creates ``.lock`` exclusively (with the process id);
-  a second run into the same directory is refused while the first runs. A lock left by a killed
-  process (its pid is gone) is taken over with a warning.
+* One run at a time: :meth:`RunDirectory.lock` holds ``.lock`` (host, pid and start time; see
+  :mod:`lipschitz_lr_experiments.run_lock`); a second run into the same directory is refused while the
+  first may be alive, and ``overwrite`` deletes files only under the lock (:meth:`RunDirectory.check`
+  refuses early without touching anything). A lock whose process is provably gone is taken over with a
+  warning; any other is broken by hand with ``lipschitz-lr unlock DIR``.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from typing import Any
 import torch
 
 from .history import HISTORY_FIELDS
+from .run_lock import LOCK_NAME, LockError, check_unlocked, hold_lock
 
 logger = logging.getLogger(__name__)
 
@@ -72,21 +75,12 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class RunDirectory:
     """The output directory of one run (see the module docstring for the rules)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        self._locked = False
 
     @property
     def checkpoint(self) -> Path:
@@ -94,7 +88,7 @@ class RunDirectory:
 
     @property
     def lock_path(self) -> Path:
-        return self.path / ".lock"
+        return self.path / LOCK_NAME
 
     def rank_file(self, rank: int) -> Path:
         return self.path / f"rank{rank}.pt"
@@ -105,24 +99,29 @@ class RunDirectory:
         found = [name for name in names if (self.path / name).exists()]
         return found + sorted(p.name for p in self.path.glob("rank*.pt"))
 
-    def prepare(self, *, resume: bool, overwrite: bool) -> bool:
-        """Check the directory against ``resume``/``overwrite`` and make it writable.
+    def check(self, *, resume: bool, overwrite: bool) -> bool:
+        """Check the directory against ``resume``/``overwrite`` without changing anything.
 
         Returns whether there is a checkpoint to resume from. Raises :class:`RunDirError` when the
         directory holds a run and neither flag is given, when a resume finds a history but no
-        checkpoint, or when the path cannot be a writable directory.
+        checkpoint, when the path cannot be a directory, or when a run that may be alive holds its lock
+        (so a refused ``--overwrite`` deletes nothing).
         """
         if resume and overwrite:
             raise RunDirError("--resume continues a run and --overwrite replaces it: give one of them")
+        if self.path.is_symlink() and not self.path.exists():
+            raise RunDirError(
+                f"the output path {self.path} is a symbolic link to {os.readlink(self.path)}, which does not exist; "
+                "create its target or choose another --out"
+            )
         if self.path.exists() and not self.path.is_dir():
             raise RunDirError(f"the output path {self.path} is a file, not a directory; choose another --out")
-        stale = self.existing_run_files() if overwrite else []
-        if stale:
-            logger.warning("overwriting the run in %s (%s)", self.path, ", ".join(stale))
-            for name in stale:
-                target = self.path / name
-                shutil.rmtree(target) if target.is_dir() else target.unlink()
-        existing = self.existing_run_files(RESULT_FILES)
+        if self.path.is_dir() and not self._locked:
+            try:
+                check_unlocked(self.path)
+            except LockError as error:
+                raise RunDirError(str(error)) from None
+        existing = [] if overwrite else self.existing_run_files(RESULT_FILES)
         if resume:
             if self.checkpoint.exists():
                 return True
@@ -132,45 +131,51 @@ class RunDirectory:
                     "would start over and rewrite that history; pass --overwrite to start over, or restore "
                     "checkpoint.pt"
                 )
-            logger.info("no run in %s yet: --resume starts it from scratch", self.path)
         elif existing:
             raise RunDirError(
                 f"{self.path} already holds a run ({', '.join(existing)}); pass --resume to continue it, "
                 "--overwrite to replace it, or another --out"
             )
+        return False
+
+    def prepare(self, *, resume: bool, overwrite: bool) -> bool:
+        """:meth:`check`, then (``overwrite``) delete the run's files; call it while holding :meth:`lock`.
+
+        Returns whether there is a checkpoint to resume from.
+        """
+        if not self._locked:
+            raise RuntimeError(f"RunDirectory.prepare({self.path}) must run under RunDirectory.lock()")
+        has_checkpoint = self.check(resume=resume, overwrite=overwrite)
+        stale = self.existing_run_files() if overwrite else []
+        if stale:
+            logger.warning("overwriting the run in %s (%s)", self.path, ", ".join(stale))
+            for name in stale:
+                target = self.path / name
+                shutil.rmtree(target) if target.is_dir() else target.unlink()
+        if resume and not has_checkpoint:
+            logger.info("no run in %s yet: --resume starts it from scratch", self.path)
+        if not os.access(self.path, os.W_OK):
+            raise RunDirError(f"the output directory {self.path} is not writable; choose another --out")
+        return has_checkpoint
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Create the directory and hold its lock while the run writes (:mod:`lipschitz_lr_experiments.run_lock`);
+        :class:`RunDirError` if another run that may be alive holds it."""
+        self.check(resume=False, overwrite=True)  # the path can be a directory (a symlink or a file named)
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise RunDirError(f"cannot create the output directory {self.path}: {error.strerror}") from error
-        if not os.access(self.path, os.W_OK):
-            raise RunDirError(f"the output directory {self.path} is not writable; choose another --out")
-        return False
-
-    @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """Hold ``.lock`` while the run writes here; refuse if another live process holds it."""
         try:
-            fd = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            try:
-                pid = int(self.lock_path.read_text().strip() or "0")
-            except (OSError, ValueError):
-                pid = 0
-            if pid and _pid_alive(pid) and pid != os.getpid():
-                raise RunDirError(
-                    f"another run (process {pid}) is writing to {self.path}; wait for it to end or use another --out"
-                ) from None
-            logger.warning("taking over %s: the process that held it (%s) is gone", self.lock_path, pid or "unknown")
-            self.lock_path.unlink(missing_ok=True)
-            fd = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except OSError as error:
-            raise RunDirError(f"cannot write to the output directory {self.path}: {error.strerror}") from error
-        with os.fdopen(fd, "w") as f:
-            f.write(str(os.getpid()))
-        try:
-            yield
-        finally:
-            self.lock_path.unlink(missing_ok=True)
+            with hold_lock(self.path):
+                self._locked = True
+                try:
+                    yield
+                finally:
+                    self._locked = False
+        except LockError as error:
+            raise RunDirError(str(error)) from None
 
     # ------------------------------------------------------------ what a run writes (all atomically)
     def write_json(self, name: str, obj: Any) -> None:

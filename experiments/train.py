@@ -72,8 +72,9 @@ class Trainer:
         self.device = resolve_device(device)
         self.out_dir = Path(options.out_dir)
         self.run_dir = RunDirectory(self.out_dir)
-        if self.dist.is_main:  # fail fast, before the data and the first statistics pass; run() checks again
-            self.run_dir.prepare(resume=options.resume, overwrite=options.overwrite)
+        if self.dist.is_main:  # fail fast, before the data and the first statistics pass; run() checks again,
+            # under the lock, and only then deletes anything (overwrite)
+            self.run_dir.check(resume=options.resume, overwrite=options.overwrite)
         torch.manual_seed(config.seed)  # the same initial weights on every rank
         self.generator = torch.Generator().manual_seed(config.seed + 1000 * self.dist.rank)
         self.data = data or load_dataset(

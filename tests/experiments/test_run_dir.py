@@ -1,6 +1,7 @@
 import errno
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -9,62 +10,80 @@ import torch
 
 from lipschitz_lr_experiments.history import HISTORY_FIELDS
 from lipschitz_lr_experiments.run_dir import RunDirectory, RunDirError, atomic_torch_save, atomic_write_bytes
+from lipschitz_lr_experiments.run_lock import read_lock
 
 
 def test_a_directory_holding_a_run_is_refused_without_a_flag(tmp_path):
     (tmp_path / "history.json").write_text("[]")
     run = RunDirectory(tmp_path)
     with pytest.raises(RunDirError, match=r"already holds a run \(history.json\); pass --resume .* --overwrite"):
-        run.prepare(resume=False, overwrite=False)
+        run.check(resume=False, overwrite=False)
     assert (tmp_path / "history.json").read_text() == "[]"  # nothing lost
 
 
 def test_a_run_killed_before_its_first_checkpoint_is_not_a_run(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     (tmp_path / "tensorboard").mkdir()
-    assert RunDirectory(tmp_path).prepare(resume=False, overwrite=False) is False
-    assert RunDirectory(tmp_path).prepare(resume=True, overwrite=False) is False
+    assert RunDirectory(tmp_path).check(resume=False, overwrite=False) is False
+    assert RunDirectory(tmp_path).check(resume=True, overwrite=False) is False
 
 
 def test_overwrite_deletes_the_runs_files_only(tmp_path):
     for name in ("history.json", "checkpoint.pt", "rank1.pt", "notes.txt"):
         (tmp_path / name).write_text("x")
     (tmp_path / "tensorboard").mkdir()
-    assert RunDirectory(tmp_path).prepare(resume=False, overwrite=True) is False
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    run = RunDirectory(tmp_path)
+    assert run.check(resume=False, overwrite=True) is False
+    assert len(list(tmp_path.iterdir())) == 5  # a check deletes nothing
+    with pytest.raises(RuntimeError, match="must run under RunDirectory.lock"):
+        run.prepare(resume=False, overwrite=True)
+    with run.lock():
+        assert run.prepare(resume=False, overwrite=True) is False
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != ".lock.guard") == ["notes.txt"]
 
 
 def test_resume_needs_the_checkpoint_of_an_existing_history(tmp_path):
     (tmp_path / "history.json").write_text("[]")
     with pytest.raises(RunDirError, match="holds history.json but no checkpoint.pt"):
-        RunDirectory(tmp_path).prepare(resume=True, overwrite=False)
-    assert RunDirectory(tmp_path / "new").prepare(resume=True, overwrite=False) is False  # nothing yet: starts
+        RunDirectory(tmp_path).check(resume=True, overwrite=False)
+    assert RunDirectory(tmp_path / "new").check(resume=True, overwrite=False) is False  # nothing yet: starts
     (tmp_path / "checkpoint.pt").write_bytes(b"")
-    assert RunDirectory(tmp_path).prepare(resume=True, overwrite=False) is True
+    assert RunDirectory(tmp_path).check(resume=True, overwrite=False) is True
     with pytest.raises(RunDirError, match="give one of them"):
-        RunDirectory(tmp_path).prepare(resume=True, overwrite=True)
+        RunDirectory(tmp_path).check(resume=True, overwrite=True)
 
 
 def test_an_output_path_that_cannot_be_a_directory(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(RunDirError, match="is a file, not a directory"):
-        RunDirectory(tmp_path / "file").prepare(resume=False, overwrite=False)
-    with pytest.raises(RunDirError, match="cannot create the output directory"):
-        RunDirectory(tmp_path / "file" / "run").prepare(resume=False, overwrite=False)
+        RunDirectory(tmp_path / "file").check(resume=False, overwrite=False)
+    beneath_a_file = RunDirectory(tmp_path / "file" / "run")
+    with pytest.raises(RunDirError, match="cannot create the output directory"), beneath_a_file.lock():
+        pass
+
+
+def test_an_output_path_that_is_a_dangling_symlink_is_named(tmp_path):
+    (tmp_path / "out").symlink_to(tmp_path / "gone")
+    with pytest.raises(RunDirError, match=r"out is a symbolic link to .*gone, which does not exist"):
+        RunDirectory(tmp_path / "out").check(resume=False, overwrite=False)
+    with pytest.raises(RunDirError, match="which does not exist"), RunDirectory(tmp_path / "out").lock():
+        pass
 
 
 def test_the_lock_refuses_a_second_live_run_and_takes_over_a_dead_ones(tmp_path, caplog):
     run = RunDirectory(tmp_path)
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        run.lock_path.write_text(str(sleeper.pid))
-        with pytest.raises(RunDirError, match=f"another run \\(process {sleeper.pid}\\) is writing to"), run.lock():
+        run.lock_path.write_text(str(sleeper.pid))  # the earlier format: a bare pid
+        refused = f"another run \\(process {sleeper.pid} on host .*lipschitz-lr unlock"
+        with pytest.raises(RunDirError, match=refused), run.lock():
             pass
     finally:
         sleeper.kill()
         sleeper.wait()
     with run.lock():  # its process is gone now: taken over
-        assert run.lock_path.read_text() == str(os.getpid())
+        holder = read_lock(run.lock_path)
+        assert (holder.pid, holder.host) == (os.getpid(), socket.gethostname())
     assert "is gone" in caplog.text
     assert not run.lock_path.exists()  # released
 

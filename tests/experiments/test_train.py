@@ -282,3 +282,37 @@ def test_other_mnist_format_configs_train(tmp_path, name):
     data_dir = write_tiny_mnist_format(tmp_path / "data", folder, n_train=40, n_test=20)
     history = run_experiment(config, RunOptions(out_dir=tmp_path / "run", data_dir=data_dir, progress=False))
     assert len(history) == 1 and history[0]["lr"] > 0 and math.isfinite(history[0]["train_loss"])
+
+
+def test_a_refused_overwrite_deletes_nothing_of_a_live_run(tmp_path, data_dir):
+    """A second process with --overwrite on a live run's --out is refused by the lock before it deletes anything
+    (it used to delete the live run's checkpoint, history, config and tensorboard/ first)."""
+    out = tmp_path / "live"
+    out.mkdir()
+    for name in ("checkpoint.pt", "history.json", "history.csv", "config.json"):
+        (out / name).write_text("live")
+    (out / "tensorboard").mkdir()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from lipschitz_lr_experiments.run_dir import RunDirectory\n"
+            "with RunDirectory(sys.argv[1]).lock():\n    print('held', flush=True); time.sleep(120)",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        config = load_config(tiny_config(tmp_path, epochs=1, train_subset=256))
+        with pytest.raises(RunDirError, match=f"process {holder.pid} on host .* is writing to {out}"):
+            Trainer(config, RunOptions(out_dir=out, data_dir=data_dir, progress=False, overwrite=True))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert sorted(p.name for p in out.iterdir() if p.name != ".lock.guard") == sorted(
+        [".lock", "checkpoint.pt", "config.json", "history.csv", "history.json", "tensorboard"]
+    )
+    assert all((out / name).read_text() == "live" for name in ("checkpoint.pt", "history.json"))
