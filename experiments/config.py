@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import sys
 import types
 import typing
@@ -36,6 +37,12 @@ RENAMED_KEYS = {
     "weight_decay": "paper_lambda",
     "l2": "kernel_l2",
 }
+
+
+#: What a config's ``name`` may be: one folder name under ``runs/`` (no separator, no ``..``, not empty).
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+#: The largest seed (numpy's and most tools' range; torch's generators take it with room for the per-rank offset).
+MAX_SEED = 2**32 - 1
 
 
 @dataclass
@@ -98,6 +105,13 @@ class ExperimentConfig:
             value = getattr(self, key)
             if value not in allowed:
                 raise ConfigError(f"{key}={value!r} is not one of {', '.join(allowed)}")
+        if not _NAME.fullmatch(self.name):
+            raise ConfigError(
+                "name must be usable as one folder name (letters, digits, '.', '_', '+', '-', starting with a letter "
+                f"or digit): a run is written to runs/<name>, got name={self.name!r}"
+            )
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(f"seed must be an integer in [0, 2**32 - 1], got seed={self.seed!r}")
         for key in ("epochs", "batch_size"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be >= 1, got {key}={getattr(self, key)!r}")
@@ -208,6 +222,8 @@ def load_config(path_or_name: str | Path) -> ExperimentConfig:
             raw = tomllib.load(f)
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"{path}: not valid TOML: {error}") from error
+        except UnicodeDecodeError as error:
+            raise ConfigError(f"{path}: not UTF-8 text (TOML files are UTF-8): {error}") from error
     raw.setdefault("name", path.stem)
     return from_dict(raw)
 

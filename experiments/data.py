@@ -192,7 +192,10 @@ _MNIST_IDX = {
 
 def _check_mnist_files(raw: Path) -> None:
     """Check each idx file of an MNIST-format set that is present against its own header (a truncated or foreign file
-    gets an error naming it, instead of torchvision's "not found" or "offset must be non-negative")."""
+    gets an error naming it, instead of torchvision's "not found" or "offset must be non-negative"), and the
+    images of each split against its labels (a labels file of the other split would pair images with wrong
+    labels)."""
+    counts: dict[str, int] = {}
     for name, (magic, dims) in _MNIST_IDX.items():
         path = raw / name
         if not path.exists():
@@ -213,6 +216,15 @@ def _check_mnist_files(raw: Path) -> None:
             raise ValueError(
                 f"{path} is damaged: {size} bytes, but its header describes {what} ({expected} bytes); "
                 "delete it and download the dataset again (--download when online)"
+            )
+        counts[name] = shape[0]
+    for split in ("train", "t10k"):
+        images, labels = f"{split}-images-idx3-ubyte", f"{split}-labels-idx1-ubyte"
+        if images in counts and labels in counts and counts[images] != counts[labels]:
+            raise ValueError(
+                f"{raw / labels} holds {counts[labels]} labels but {raw / images} holds {counts[images]} images: "
+                "one of them belongs to another split or dataset; delete both and download the dataset again "
+                "(--download when online)"
             )
 
 
@@ -328,6 +340,12 @@ def load_dataset(
     spec = DATASETS.lookup(dataset)
     root = resolve_data_dir(data_dir)
     train_x, train_y, test_x, test_y = spec.load(root, download)
+    for split, images, labels in (("training", train_x, train_y), ("test", test_x, test_y)):
+        if images.shape[0] != labels.shape[0]:
+            raise ValueError(
+                f"{dataset} under {root.resolve()}: the {split} split has {images.shape[0]} images but "
+                f"{labels.shape[0]} labels ({spec.expected_files}); download the dataset again"
+            )
     if train_subset is not None:
         train_x, train_y = train_x[:train_subset], train_y[:train_subset]
     if test_subset is not None:

@@ -41,7 +41,18 @@ from .run_lock import LOCK_NAME, LockError, check_unlocked, hold_lock
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RUN_FILES", "RunDirError", "RunDirectory", "atomic_torch_save", "atomic_write_bytes"]
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "CHECKPOINT_KEYS",
+    "RANK_KEYS",
+    "RUN_FILES",
+    "RunDirError",
+    "RunDirectory",
+    "atomic_torch_save",
+    "atomic_write_bytes",
+    "check_layout",
+    "restoring",
+]
 
 #: The files (and folder) a run writes; ``overwrite`` deletes exactly these (and ``rank*.pt``).
 RUN_FILES = ("config.json", "history.json", "history.csv", "checkpoint.pt", "summary.json", "tensorboard")
@@ -52,6 +63,68 @@ RESULT_FILES = ("history.json", "history.csv", "checkpoint.pt", "summary.json")
 
 class RunDirError(RuntimeError):
     """A run directory that cannot be used as asked; the message names it and says what to do."""
+
+
+#: The layout of ``checkpoint.pt`` (its ``format`` entry). A checkpoint without the entry is of format 0, the
+#: same layout written before the entry existed. Raise it when the layout changes, and read the old one.
+CHECKPOINT_FORMAT = 1
+#: What ``checkpoint.pt`` holds (rank 0), and what each other rank's ``rank<N>.pt`` holds under torchrun,
+#: with the type each entry must have (None: the entry may be None).
+CHECKPOINT_KEYS: dict[str, tuple[type, ...]] = {
+    "epoch": (int,),
+    "config": (dict,),
+    "model": (dict,),
+    "optimizer": (dict,),
+    "adaptive": (dict, type(None)),
+    "schedule": (dict, type(None)),
+    "scaler": (dict,),
+    "history": (list,),
+    "rng_cpu": (torch.Tensor,),
+    "rng_cuda": (torch.Tensor, type(None)),
+    "rng_data": (torch.Tensor,),
+}
+RANK_KEYS = {key: CHECKPOINT_KEYS[key] for key in ("epoch", "adaptive", "rng_cpu", "rng_cuda", "rng_data")}
+
+
+def check_layout(state: dict[str, Any], keys: dict[str, tuple[type, ...]], path: Path) -> None:
+    """Refuse (naming ``path``) a checkpoint of a newer format, or one that lacks an entry or holds one of the
+    wrong type."""
+    version = state.get("format", 0)
+    if not isinstance(version, int) or version > CHECKPOINT_FORMAT:
+        raise RunDirError(
+            f"cannot resume: {path} has checkpoint format {version!r}; this version reads up to "
+            f"{CHECKPOINT_FORMAT}: resume with the version that wrote it, or pass --overwrite to start over"
+        )
+    missing = [key for key in keys if key not in state]
+    wrong = [
+        f"{key} is {type(state[key]).__name__}"
+        for key, types in keys.items()
+        if key in state and not isinstance(state[key], types)
+    ]
+    if missing or wrong:
+        what = "; ".join(([f"it lacks {', '.join(missing)}"] if missing else []) + wrong)
+        raise RunDirError(
+            f"cannot resume: {path} is damaged or not a checkpoint of this project ({what}); "
+            "pass --overwrite to start the run over"
+        )
+    if "history" in keys and len(state["history"]) != state["epoch"]:
+        raise RunDirError(
+            f"cannot resume: {path} is damaged: it is from epoch {state['epoch']} but holds "
+            f"{len(state['history'])} history rows; pass --overwrite to start the run over"
+        )
+
+
+@contextlib.contextmanager
+def restoring(path: Path, part: str) -> Iterator[None]:
+    """Turn an error while restoring ``part`` of a checkpoint into a :class:`RunDirError` naming the file."""
+    try:
+        yield
+    except (RuntimeError, ValueError, KeyError, TypeError, AttributeError, IndexError) as error:
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise RunDirError(
+            f"cannot resume: the {part!r} entry of {path} does not fit this run ({type(error).__name__}: {detail}); "
+            "was it written by another config or version? Pass --overwrite to start the run over"
+        ) from error
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -211,6 +284,9 @@ class RunDirectory:
                 f"cannot resume: {path} is damaged or not a checkpoint ({type(error).__name__}: {error}); "
                 "pass --overwrite to start the run over"
             ) from error
-        if not isinstance(state, dict) or "epoch" not in state:
-            raise RunDirError(f"cannot resume: {path} is not a checkpoint of this project (no 'epoch' entry)")
+        if not isinstance(state, dict):
+            raise RunDirError(
+                f"cannot resume: {path} is not a checkpoint of this project (it holds a {type(state).__name__}, "
+                "not a dict); pass --overwrite to start the run over"
+            )
         return state

@@ -19,9 +19,19 @@ from .registry import Registry
 
 @dataclass(frozen=True)
 class ScheduleSpec:
+    """One schedule of the registry.
+
+    Attributes:
+        interval: ``"epoch"`` or ``"step"`` (optimizer steps), when the trainer steps it.
+        defaults: its ``schedule_args`` and their defaults.
+        build: ``build(optimizer, args, steps_per_epoch, epochs, lr)``; None for those the trainer builds.
+        fitted_to_run: its shape depends on the run's length (``epochs``), so a resume must keep ``epochs``.
+    """
+
     interval: Literal["epoch", "step"]
     defaults: dict[str, Any] = field(default_factory=dict)
     build: Callable[[Optimizer, dict[str, Any], int, int, float], Any] | None = None
+    fitted_to_run: bool = False
 
     def check_args(self, args: dict[str, Any]) -> None:
         unknown = sorted(set(args) - set(self.defaults))
@@ -74,6 +84,7 @@ SCHEDULES: Registry[ScheduleSpec] = Registry(
             "epoch",
             {"power": 1.0},
             lambda opt, a, spe, ep, lr: sched.PolynomialLR(opt, total_iters=ep, power=a["power"]),
+            fitted_to_run=True,
         ),
         # Keras' standard decay lr / (1 + decay * iterations)
         "inverse_time": ScheduleSpec(
@@ -86,6 +97,7 @@ SCHEDULES: Registry[ScheduleSpec] = Registry(
             "epoch",
             {"alpha": 0.0},
             lambda opt, a, spe, ep, lr: sched.CosineAnnealingLR(opt, T_max=ep, eta_min=a["alpha"] * lr),
+            fitted_to_run=True,
         ),
         # cosine decay with warm restarts (torch has no m_mul)
         "cosine_restarts": ScheduleSpec(
@@ -116,6 +128,7 @@ SCHEDULES: Registry[ScheduleSpec] = Registry(
             lambda opt, a, spe, ep, lr: sched.OneCycleLR(
                 opt, max_lr=lr, total_steps=spe * ep, pct_start=a["pct_start"], cycle_momentum=_has_momentum(opt)
             ),
+            fitted_to_run=True,
         ),
         # linear warm-up to lr, then constant
         "warmup": ScheduleSpec(

@@ -29,13 +29,14 @@ from .config import ExperimentConfig
 from .data import DataSplits, TensorBatches, load_dataset
 from .devices import check_amp, describe_device, resolve_device
 from .distributed import init_distributed
+from .errors import ConfigError
 from .history import best_epoch
 from .loop import evaluate, train_epoch
 from .losses import LOSSES
 from .models import build_model
 from .optimizers import OPTIMIZERS, build_optimizer, is_schedule_free
-from .run_dir import RunDirectory
-from .schedules import build_schedule, keras_decay_schedule
+from .run_dir import CHECKPOINT_FORMAT, CHECKPOINT_KEYS, RANK_KEYS, RunDirectory, RunDirError, check_layout, restoring
+from .schedules import SCHEDULES, build_schedule, keras_decay_schedule
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +100,13 @@ class Trainer:
             # Compiles the training forward; the statistics pass and evaluation use the module as is.
             self.model = torch.compile(self.model)
         train_images, train_labels = self.dist.shard(self.data.train_images), self.dist.shard(self.data.train_labels)
+        if config.batch_size > train_images.shape[0]:
+            where = f" on each of {self.dist.world_size} ranks" if self.dist.enabled else ""
+            raise ConfigError(
+                f"batch_size={config.batch_size} exceeds the training set ({train_images.shape[0]} examples{where}): "
+                "every batch would be smaller than the batch size (LipschitzLR's m); set batch_size to at most "
+                f"{train_images.shape[0]} (that many for full-batch training), or train on more examples"
+            )
         self.train_loader = TensorBatches(
             train_images,
             train_labels,
@@ -147,6 +155,7 @@ class Trainer:
     # ----------------------------------------------------------------- checkpoints
     def state(self, epoch: int) -> dict[str, Any]:
         return {
+            "format": CHECKPOINT_FORMAT,
             "epoch": epoch,
             "config": self.config.to_dict(),
             "model": self.net.state_dict(),
@@ -169,29 +178,58 @@ class Trainer:
         self.dist.barrier()
 
     def load(self) -> None:
-        """Continue from the run directory's checkpoint (and this rank's RNG file under torchrun)."""
+        """Continue from the run directory's checkpoint (and this rank's RNG file under torchrun).
+
+        Refused, naming the file (:class:`RunDirError`), before anything is restored: a checkpoint that lacks
+        a part or holds one of the wrong kind, one of a newer format, a part that does not fit this run's
+        model, optimizer or scheduler; refused (``ValueError``) a config that differs in anything but
+        ``epochs``, and an ``epochs`` below the epochs already trained or, for a schedule fitted to the run's
+        length, different from the saved one.
+        """
+        path = self.run_dir.checkpoint
         state = self.run_dir.load_checkpoint(self.device)
+        check_layout(state, CHECKPOINT_KEYS, path)
         saved, current = state["config"], self.config.to_dict()
-        differing = sorted(k for k in saved if k != "epochs" and saved.get(k) != current.get(k))
+        differing = sorted(k for k in {*saved, *current} if k != "epochs" and saved.get(k) != current.get(k))
         if differing:
-            raise ValueError(f"cannot resume {self.run_dir.checkpoint}: the config differs in {', '.join(differing)}")
-        self.net.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.adaptive is not None:
-            self.adaptive.load_state_dict(state["adaptive"])
-        if self.schedule is not None and state["schedule"] is not None:
-            self.schedule.load_state_dict(state["schedule"])
-        self.scaler.load_state_dict(state["scaler"])
-        self.history = state["history"]
+            raise ValueError(f"cannot resume {path}: the config differs in {', '.join(differing)}")
+        done, epochs = state["epoch"], self.config.epochs
+        if epochs < done:
+            raise RunDirError(
+                f"cannot resume {path} with epochs={epochs}: it has trained {done} epochs; pass --epochs {done} or "
+                "more (a resume never drops finished epochs)"
+            )
+        if epochs != saved["epochs"] and SCHEDULES[self.config.schedule].fitted_to_run:
+            raise RunDirError(
+                f"cannot resume {path} with epochs={epochs}: schedule {self.config.schedule!r} was fitted to "
+                f"epochs={saved['epochs']} (its shape depends on the run's length); resume with --epochs "
+                f"{saved['epochs']}, or start a new run of {epochs} epochs (--overwrite or another --out)"
+            )
         rng = state if self.dist.is_main else self.run_dir.load_checkpoint("cpu", rank=self.dist.rank)
-        if rng["epoch"] != state["epoch"]:
+        if not self.dist.is_main:
+            check_layout(rng, RANK_KEYS, self.run_dir.rank_file(self.dist.rank))
+        if rng["epoch"] != done:
             raise ValueError(
                 f"cannot resume: {self.run_dir.rank_file(self.dist.rank)} is from epoch {rng['epoch']}, "
-                f"{self.run_dir.checkpoint} from epoch {state['epoch']}"
+                f"{path} from epoch {done}"
             )
-        self._set_rng(rng)
-        self.start_epoch = state["epoch"]
-        logger.info("resumed %s after epoch %d", self.run_dir.checkpoint, self.start_epoch)
+        with restoring(path, "model"):
+            self.net.load_state_dict(state["model"])
+        with restoring(path, "optimizer"):
+            self.optimizer.load_state_dict(state["optimizer"])
+        if self.adaptive is not None:
+            with restoring(path, "adaptive"):
+                self.adaptive.load_state_dict(state["adaptive"])
+        if self.schedule is not None and state["schedule"] is not None:
+            with restoring(path, "schedule"):
+                self.schedule.load_state_dict(state["schedule"])
+        with restoring(path, "scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        with restoring(path if self.dist.is_main else self.run_dir.rank_file(self.dist.rank), "rng_cpu"):
+            self._set_rng(rng)
+        self.history = state["history"]
+        self.start_epoch = done
+        logger.info("resumed %s after epoch %d", path, self.start_epoch)
 
     def _rng(self) -> dict[str, Any]:
         return {
@@ -225,6 +263,8 @@ class Trainer:
             if has_checkpoint:
                 self.load()
             if self.dist.is_main:
+                if has_checkpoint:  # the history files match the checkpoint, even if no epoch is left to train
+                    self.run_dir.write_history(self.history)
                 if self.options.tensorboard:
                     self.writer = self._tensorboard()
                     if self.writer is not None:

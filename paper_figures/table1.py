@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
-from .history import best_epoch, read_history, read_summary
+from .history import Run, best_epoch
 
 # (row label, our config name, the paper's number). Baselines are the paper's fixed-LR runs.
 PAPER_TABLE1: tuple[tuple[str, str, float], ...] = (
@@ -51,31 +51,42 @@ PAPER_TABLE1: tuple[tuple[str, str, float], ...] = (
 )
 
 
-def table1_markdown(runs: Mapping[str, Path], histories: Mapping[str, list[dict[str, Any]]] | None = None) -> str:
-    """Markdown: the paper's number, ours (best test epoch), the difference, our device and command.
+def _ours(runs: Sequence[Run]) -> tuple[str, float | None]:
+    """Our best test accuracy (%) over seeds, as ``mean ± sample std``, and the mean (None: no finite accuracy)."""
+    bests = [best_epoch(run.history) for run in runs]
+    accuracies = [100 * best["test_acc"] for best in bests if best is not None]
+    if not accuracies:
+        return "no finite accuracy", None
+    mean = statistics.fmean(accuracies)
+    text = f"{mean:.2f}" if len(accuracies) == 1 else f"{mean:.2f} ± {statistics.stdev(accuracies):.2f}"
+    if len(accuracies) < len(runs):
+        text += f" ({len(accuracies)} of {len(runs)} finite)"
+    return text, mean
 
-    ``histories`` (already read, by config name) saves reading each ``history.json`` again.
-    """
+
+def table1_markdown(runs: Mapping[str, Sequence[Run]]) -> str:
+    """Markdown: the paper's number, ours (best test epoch; mean ± sample std over seeds), the difference, the
+    epochs, the seeds, our device(s) and the first seed's command. ``runs`` as :func:`read_runs` returns them."""
     lines = [
-        "| experiment | config | paper (%) | ours (%) | difference | epochs | device | command |",
-        "|---|---|---|---|---|---|---|---|",
+        "| experiment | config | paper (%) | ours (%) | difference | epochs | seeds | device | command |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for label, config, paper in PAPER_TABLE1:
-        if config not in runs:
-            lines.append(f"| {label} | `{config}` | {paper:.2f} | not run | - | - | - | - |")
+        if not runs.get(config):
+            lines.append(f"| {label} | `{config}` | {paper:.2f} | not run | - | - | - | - | - |")
             continue
-        history = histories[config] if histories is not None else read_history(runs[config])
-        summary: dict[str, Any] = read_summary(runs[config]) or {}
-        best = best_epoch(history)
-        ours, difference = (
-            ("no finite accuracy", "-")
-            if best is None
-            else (f"{100 * best['test_acc']:.2f}", f"{100 * best['test_acc'] - paper:+.2f}")
-        )
-        device = summary.get("device", "unknown")
-        command = summary.get("command", "unknown")
+        group = runs[config]
+        ours, mean = _ours(group)
+        difference = "-" if mean is None else f"{mean - paper:+.2f}"
+        lengths = sorted({len(run.history) for run in group})
+        epochs = str(lengths[0]) if len(lengths) == 1 else f"{lengths[0]}-{lengths[-1]}"
+        seeds = ", ".join("?" if run.seed is None else str(run.seed) for run in group)
+        summaries = [run.summary or {} for run in group]
+        device = "; ".join(dict.fromkeys(str(s.get("device", "unknown")) for s in summaries))
+        command = summaries[0].get("command", "unknown")
         lines.append(
-            f"| {label} | `{config}` | {paper:.2f} | {ours} | {difference} | {len(history)} | {device} | `{command}` |"
+            f"| {label} | `{config}` | {paper:.2f} | {ours} | {difference} | {epochs} | {seeds} | {device} | "
+            f"`{command}` |"
         )
     return "\n".join(lines) + "\n"
 

@@ -37,6 +37,11 @@ def test_table1_rows_have_faithful_and_clean_variants():
         ({**MINIMAL, "schedule": "step", "schedule_args": {"steps": 3}}, "steps"),
         ({**MINIMAL, "schedule_args": 3}, "schedule_args must be a table"),
         ({**MINIMAL, "epochs": 0}, "epochs=0"),
+        ({**MINIMAL, "name": "../../escaped"}, r"one folder name .* got name='../../escaped'"),
+        ({**MINIMAL, "name": ""}, "got name=''"),
+        ({**MINIMAL, "name": "a/b"}, "got name='a/b'"),
+        ({**MINIMAL, "seed": 99999999999999999999}, r"seed must be an integer in \[0, 2\*\*32 - 1\], got seed=9999"),
+        ({**MINIMAL, "seed": -1}, "got seed=-1"),
         ({**MINIMAL, "lr": -1.0}, "lr=-1.0"),
         ({**MINIMAL, "lr": float("nan")}, "lr=nan"),
         ({**MINIMAL, "lr": float("inf")}, "lr=inf"),
@@ -117,3 +122,10 @@ def test_clean_variants_are_derived_from_their_faithful_config_not_copied():
 def test_renamed_keys_are_refused_naming_the_new_key(old, new):
     with pytest.raises(ConfigError, match=f"'{old}' is now '{new}'"):
         from_dict({**MINIMAL, old: 1e-3})
+
+
+def test_a_config_file_that_is_not_utf8_is_named(tmp_path):
+    path = tmp_path / "latin1.toml"
+    path.write_bytes('name = "caf\xe9"\ndataset = "mnist"\nmodel = "mnist_cnn"\n'.encode("latin-1"))
+    with pytest.raises(ConfigError, match=f"{path}: not UTF-8 text"):
+        load_config(path)

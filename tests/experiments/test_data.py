@@ -108,3 +108,14 @@ def test_other_mnist_format_sets_load_from_torchvisions_layout(tmp_path, dataset
     assert splits.train_images.shape == (40, 1, 28, 28) and splits.test_labels.shape == (20,)
     assert splits.num_classes == 10 and 0 <= float(splits.train_images.min()) <= float(splits.train_images.max()) <= 1
     assert splits.augmentation == DATASETS["mnist"].augmentation
+
+
+def test_a_labels_file_of_the_other_split_is_named_with_or_without_a_subset(tmp_path):
+    """MNIST's train labels replaced by the test labels (here 40 images, 20 labels): with train_subset it trained
+    on the wrong labels, without it the error did not name the file."""
+    root = write_tiny_mnist_format(tmp_path, "MNIST", n_train=40, n_test=20)
+    raw = root / "MNIST" / "raw"
+    (raw / "train-labels-idx1-ubyte").write_bytes((raw / "t10k-labels-idx1-ubyte").read_bytes())
+    for subset in (None, 10):
+        with pytest.raises(ValueError, match=r"train-labels-idx1-ubyte holds 20 labels but .*train-images-idx3-ubyte"):
+            load_dataset("mnist", root, train_subset=subset)

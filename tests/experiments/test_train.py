@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lipschitz_lr_experiments.config import bundled_configs, load_config
+from lipschitz_lr_experiments.config import ConfigError, bundled_configs, load_config
 from lipschitz_lr_experiments.history import HISTORY_FIELDS
 from lipschitz_lr_experiments.run_dir import RunDirError, atomic_write_bytes
 from lipschitz_lr_experiments.train import RunOptions, Trainer, run_experiment
@@ -170,7 +170,7 @@ def test_a_directory_locked_by_a_live_run_is_refused(tmp_path, data_dir):
     out.mkdir()
     (out / ".lock").write_text(str(os.getppid()))  # the process that started pytest: alive
     config = load_config(tiny_config(tmp_path, epochs=1, train_subset=256))
-    with pytest.raises(RunDirError, match=f"another run \\(process {os.getppid()}\\)"):
+    with pytest.raises(RunDirError, match=f"another run \\(process {os.getppid()} on host "):
         run_experiment(config, RunOptions(out_dir=out, data_dir=data_dir, progress=False))
     assert sorted(p.name for p in out.iterdir()) == [".lock"]
 
@@ -316,3 +316,11 @@ def test_a_refused_overwrite_deletes_nothing_of_a_live_run(tmp_path, data_dir):
         [".lock", "checkpoint.pt", "config.json", "history.csv", "history.json", "tensorboard"]
     )
     assert all((out / name).read_text() == "live" for name in ("checkpoint.pt", "history.json"))
+
+
+def test_a_batch_larger_than_the_training_set_is_refused(tmp_path, data_dir):
+    """It trained at lr 8,976 after a warning: LipschitzLR's m was the batch size, every batch held fewer rows."""
+    config = load_config(tiny_config(tmp_path, epochs=1, train_subset=100)).replace(batch_size=128)
+    with pytest.raises(ConfigError, match=r"batch_size=128 exceeds the training set \(100 examples\)"):
+        Trainer(config, RunOptions(out_dir=tmp_path / "run", data_dir=data_dir, progress=False))
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()

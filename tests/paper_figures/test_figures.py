@@ -129,3 +129,85 @@ def test_mnist_learning_rate_table_sets_ours_beside_the_authors_logs():
         "2.624, 2.221, 2.952, 2.505, 2.387 | 2.338 | 99.50 |"
     )
     assert "| `mnist_sgd_hook` | not run | - | - | - | - | - |" in table
+
+
+def write_seeded_run(root, folder, name, seed, history):
+    write_run(root, folder, history)
+    (root / folder / "config.json").write_text(json.dumps({"name": name, "seed": seed}))
+
+
+def test_damaged_summaries_and_values_are_named_and_every_table_is_still_written(tmp_path, runs, capsys):
+    (runs / "mnist_momentum" / "summary.json").write_text("{not json")
+    (runs / "mnist_momentum_baseline" / "summary.json").write_text("[1, 2]")
+    for name, key, value in (
+        ("mnist_sgd", "lr", "2.0"),
+        ("mnist_adam", "test_loss", None),
+        ("mnist_sgd_hook", "test_acc", 1e308),
+    ):
+        history = fake_history(3)
+        history[1][key] = value
+        write_run(runs, name, history)
+    huge = fake_history(3)
+    huge[2].update(lr=1e308, train_loss=1e308)  # finite: drawn or, if it cannot be, named
+    write_run(runs, "c10_resnet20_sgd", huge)
+    out = tmp_path / "figures"
+    assert main(["--runs", str(runs), "--out", str(out), "--formats", "png"]) == 0
+    err = capsys.readouterr().err
+    assert "summary.json: not valid JSON" in err and "summary.json: it holds a list, expected an object" in err
+    assert "skip mnist_sgd: " in err and "row 1 has lr='2.0', expected a number" in err
+    assert "skip mnist_adam: " in err and "row 1 has test_loss=None, expected a number" in err
+    assert "skip mnist_sgd_hook: " in err and "test_acc=1e+308, expected an accuracy in [0, 1]" in err
+    table = (out / "table1.md").read_text()
+    assert "| `mnist_momentum` | 99.57 | 90.50 | -9.07 | 6 | ? | unknown | `unknown` |" in table
+    assert "| `c10_resnet20_sgd` | 89.37 | 90.25 | +0.88 | 3 |" in table
+    assert (out / "mnist_lr.md").exists() and (out / "mnist.png").exists()
+
+
+def test_a_figure_that_fails_is_named_and_the_rest_are_drawn(tmp_path, runs, capsys, monkeypatch):
+    import lipschitz_lr_paper_figures.__main__ as figures
+
+    def broken(*args, **kwargs):
+        raise OverflowError("cannot draw this")
+
+    monkeypatch.setattr(figures, "plot_lr_grid", broken)
+    out = tmp_path / "figures"
+    assert main(["--runs", str(runs), "--out", str(out), "--formats", "png"]) == 0
+    assert "skip figure lr_grid_3x3: OverflowError: cannot draw this" in capsys.readouterr().err
+    assert (out / "table1.md").exists() and (out / "mnist.png").exists() and not (out / "lr_grid_3x3.png").exists()
+
+
+def test_seeds_are_aggregated_and_a_duplicate_run_is_named_not_silently_replaced(tmp_path, capsys):
+    root = tmp_path / "runs"
+    for seed, first in ((0, 2.0), (1, 2.0), (2, 2.0)):
+        history = fake_history(4, first_lr=first)
+        for row in history:
+            row["test_acc"] += seed / 100
+        write_seeded_run(root, f"mnist_sgd/seed{seed}", "mnist_sgd", seed, history)
+    rerun = fake_history(2)
+    for row in rerun:
+        row["test_acc"] = 0.11
+    write_seeded_run(root, "rerun/mnist_sgd", "mnist_sgd", 0, rerun)  # a short rerun of seed 0 elsewhere
+    out = tmp_path / "figures"
+    assert main(["--runs", str(root), "--out", str(out), "--formats", "png"]) == 0
+    captured = capsys.readouterr()
+    assert f"skip {root / 'rerun' / 'mnist_sgd'}: another run of mnist_sgd (seed 0) is used" in captured.err
+    line = next(row for row in (out / "table1.md").read_text().splitlines() if "`mnist_sgd` |" in row)
+    # best test accuracy per seed: 90.33, 91.33, 92.33 -> mean 91.33, sample std 1.00
+    assert "| 99.50 | 91.33 ± 1.00 | -8.17 | 4 | 0, 1, 2 |" in line
+    assert sorted(p.name for p in (out / "per_run").iterdir()) == sorted(
+        f"{kind}_mnist_sgd_seed{seed}.png" for kind in ("lr", "curves") for seed in (0, 1, 2)
+    )
+
+
+def test_per_run_figures_are_off_for_many_runs_unless_asked(tmp_path, capsys):
+    from lipschitz_lr_paper_figures.__main__ import PER_RUN_AUTO_LIMIT
+
+    root = tmp_path / "runs"
+    for seed in range(PER_RUN_AUTO_LIMIT + 1):
+        write_seeded_run(root, f"s{seed}", "mnist_momentum", seed, fake_history(2))
+    out = tmp_path / "figures"
+    assert main(["--runs", str(root), "--out", str(out), "--formats", "png"]) == 0
+    assert f"skip per-run figures: {PER_RUN_AUTO_LIMIT + 1} runs" in capsys.readouterr().out
+    assert not (out / "per_run").exists() and (out / "mnist.png").exists()
+    assert main(["--runs", str(root), "--out", str(tmp_path / "few"), "--formats", "png", "--no-per-run"]) == 0
+    assert not (tmp_path / "few" / "per_run").exists()
