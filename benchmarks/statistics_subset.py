@@ -23,7 +23,7 @@ from lipschitz_lr.bounds import cross_entropy_bound
 from lipschitz_lr.statistics import collect_statistics
 from lipschitz_lr_experiments.config import load_config
 from lipschitz_lr_experiments.data import TensorBatches, load_dataset
-from lipschitz_lr_experiments.devices import describe_device
+from lipschitz_lr_experiments.devices import describe_device, resolve_device
 from lipschitz_lr_experiments.models import build_model
 from lipschitz_lr_experiments.train import RunOptions, Trainer
 
@@ -48,22 +48,24 @@ def main() -> None:
     parser.add_argument("--trained-seeds", type=int, nargs="*", default=[0], help="seeds after one training epoch")
     parser.add_argument("--subsets", type=int, nargs="+", default=[118, 47, 24, 12, 6])
     parser.add_argument("--train-subset", type=int, help="the first N training images only (smoke runs)")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
     args = parser.parse_args()
-    data = load_dataset("mnist", args.data_dir, train_subset=args.train_subset)
+    device = resolve_device(args.device)
+    data = load_dataset("mnist", args.data_dir, device=device, train_subset=args.train_subset)
     clean = TensorBatches(data.train_images, data.train_labels, BATCH)
     subsets: list[int | None] = [None, *args.subsets]
-    print(f"# MNIST CNN, batch {BATCH}, {len(clean)} batches, {describe_device(torch.device('cpu'))}")
+    print(f"# MNIST CNN, batch {BATCH}, {len(clean)} batches, {describe_device(device)}")
     print("| weights | batches read | share | K_z | K_z / full | SGD lr | lr / full | pass (s) | time / full |")
     print("|---|---|---|---|---|---|---|---|---|")
     states = [("initial", seed) for seed in args.seeds] + [("after 1 epoch", seed) for seed in args.trained_seeds]
     for state, seed in states:
         if state == "initial":
             torch.manual_seed(seed)
-            model = build_model("mnist_cnn", 10)
+            model = build_model("mnist_cnn", 10).to(device)
         else:
             config = load_config("mnist_sgd").replace(epochs=1, seed=seed, train_subset=args.train_subset)
             with tempfile.TemporaryDirectory() as out:
-                options = RunOptions(out_dir=Path(out), progress=False, tensorboard=False)
+                options = RunOptions(out_dir=Path(out), device=str(device), progress=False, tensorboard=False)
                 trainer = Trainer(config, options, data=data)
                 trainer.run()
             model = trainer.net

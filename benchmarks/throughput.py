@@ -16,7 +16,7 @@ import time
 import torch
 
 from lipschitz_lr_experiments.data import DATASETS, TensorBatches
-from lipschitz_lr_experiments.devices import AMP_MODES, describe_device
+from lipschitz_lr_experiments.devices import AMP_MODES, describe_device, resolve_device
 from lipschitz_lr_experiments.loop import train_step
 from lipschitz_lr_experiments.models import build_model
 
@@ -62,7 +62,7 @@ def measure(name: str, args: argparse.Namespace, device: torch.device) -> tuple[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", nargs="+", default=list(SETUPS), choices=list(SETUPS))
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default="auto", help="auto (default: CUDA when available), cpu, cuda, cuda:N")
     parser.add_argument("--batch-size", type=int, help="default: the configs' (256 for MNIST, 128 for CIFAR)")
     parser.add_argument("--steps", type=int, default=50, help="timed steps")
     parser.add_argument("--warmup", type=int, default=5)
@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--compile", action="store_true")
     args = parser.parse_args()
-    device = torch.device(args.device)
+    device = resolve_device(args.device)
     print(
         f"# {describe_device(device)}, torch {torch.__version__}, amp {args.amp}, "
         f"channels_last {args.channels_last}, compile {args.compile}, {args.steps} timed steps"

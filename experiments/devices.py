@@ -2,25 +2,43 @@
 
 from __future__ import annotations
 
+import os
 import platform
 from contextlib import AbstractContextManager, nullcontext
 
 import torch
 
+#: ``--device auto`` means this device when the variable is set (see :func:`resolve_device`).
+DEVICE_ENV = "LIPSCHITZ_LR_DEVICE"
 #: Mixed-precision modes of ``--amp``: off (fp32), bf16 or fp16 (with a GradScaler) autocast.
 AMP_MODES = ("off", "bf16", "fp16")
 
 
 def resolve_device(device: str) -> torch.device:
-    """``auto`` (CUDA when available, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``, checked."""
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N``, checked against this machine.
+
+    ``auto`` is ``$LIPSCHITZ_LR_DEVICE`` when that is set (the test suite sets ``cpu``, so no test
+    silently runs on a GPU), else CUDA when available, else the CPU.
+    """
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        override = os.environ.get(DEVICE_ENV, "").strip()
+        if not override or override == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = override
     try:
         resolved = torch.device(device)
     except RuntimeError as error:
         raise ValueError(f"unknown device {device!r}; expected 'auto', 'cpu', 'cuda' or 'cuda:N'") from error
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} asked for, but CUDA is not available on this machine")
+    if resolved.type not in ("cpu", "cuda"):
+        raise ValueError(f"unknown device {device!r}; expected 'auto', 'cpu', 'cuda' or 'cuda:N'")
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={device!r} asked for, but CUDA is not available on this machine")
+        count = torch.cuda.device_count()
+        if resolved.index is not None and resolved.index >= count:
+            raise ValueError(
+                f"device={device!r}, but this machine has {count} CUDA device(s): cuda:0 to cuda:{count - 1}"
+            )
     return resolved
 
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from .devices import resolve_device
+
 
 @dataclass(frozen=True)
 class DistContext:
@@ -56,18 +58,23 @@ class DistContext:
 def init_distributed(device: str) -> tuple[DistContext, str]:
     """Join the process group ``torchrun`` describes (if any); returns the context and the device to use.
 
-    NCCL with ``cuda:LOCAL_RANK`` when CUDA is asked for or available (``device`` auto/cuda), else gloo on CPU.
+    NCCL with ``cuda:LOCAL_RANK`` when CUDA is asked for or ``auto`` resolves to it (:func:`resolve_device`),
+    else gloo on the CPU. The rank's device is set before the process group is made, and given to it.
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return DistContext(), device
     rank = int(os.environ["RANK"])
     local_rank = int(os.environ.get("LOCAL_RANK", rank))
-    use_cuda = device != "cpu" and torch.cuda.is_available()
+    use_cuda = resolve_device(device).type == "cuda"
     owns = not dist.is_initialized()
+    if use_cuda:  # the rank's GPU first: NCCL's communicator is bound to it (device_id), not to cuda:0
+        rank_device = resolve_device(f"cuda:{local_rank}")
+        torch.cuda.set_device(rank_device)
+        device = str(rank_device)
     if owns:
-        dist.init_process_group("nccl" if use_cuda else "gloo")
-    if use_cuda:
-        torch.cuda.set_device(local_rank)
-        device = f"cuda:{local_rank}"
+        if use_cuda:
+            dist.init_process_group("nccl", device_id=torch.device(device))
+        else:
+            dist.init_process_group("gloo")
     return DistContext(rank, world_size, local_rank, owns), ("cpu" if not use_cuda else device)

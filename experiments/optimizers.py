@@ -17,6 +17,8 @@ from typing import Any
 from torch import nn
 from torch.optim import SGD, Adam, Optimizer, RMSprop
 
+from lipschitz_lr.statistics import unwrap_model
+
 from .errors import ConfigError
 from .registry import Registry
 
@@ -99,8 +101,10 @@ def param_groups(model: nn.Module, kernel_l2: float) -> list[dict]:
     ``2 c w``; torch's ``weight_decay`` adds ``weight_decay * w`` to the gradient (for SGD, RMSprop
     and Adam alike), so the two are the same update. A model may name its regularised modules with
     ``l2_regularized_modules()`` (DenseNet-40: the first conv and the transition convs); by default
-    every ``nn.Conv2d`` (the Keras ResNets).
+    every ``nn.Conv2d`` (the Keras ResNets). A ``DistributedDataParallel`` or ``torch.compile`` wrapper
+    is looked through, so the groups are the same on one device and on several.
     """
+    model = unwrap_model(model)
     if kernel_l2 <= 0:
         return [{"params": [p for p in model.parameters() if p.requires_grad]}]
     regularized = getattr(model, "l2_regularized_modules", None)

@@ -86,6 +86,12 @@ class Trainer:
             train_subset=config.train_subset,
             test_subset=config.test_subset,
         )
+        for split, tensor in (("training images", self.data.train_images), ("test images", self.data.test_images)):
+            if tensor.device != self.device:
+                raise ValueError(
+                    f"the {split} are on {tensor.device} but the run trains on {self.device}: load the data on the "
+                    f"run's device (load_dataset(..., device={str(self.device)!r})) or pass --device {tensor.device}"
+                )
         self.net = build_model(config.model, self.data.num_classes, keras_faithful=config.keras_faithful)
         self.loss = LOSSES.lookup(config.loss)
         self.net.to(self.device)
@@ -116,8 +122,8 @@ class Trainer:
             generator=self.generator,
         )
         lipschitz = config.schedule == "lipschitz"
-        self.optimizer = build_optimizer(
-            config.optimizer, self.model, config.lr, kernel_l2=config.kernel_l2, ema_momentum=lipschitz
+        self.optimizer = build_optimizer(  # over the bare module: its L2 groups are found through no wrapper
+            config.optimizer, self.net, config.lr, kernel_l2=config.kernel_l2, ema_momentum=lipschitz
         )
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=options.amp == "fp16")
         self.adaptive: AdaptiveLR | None = None

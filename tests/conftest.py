@@ -8,6 +8,21 @@ from typing import Any
 import numpy as np
 import pytest
 
+# Every test runs on the CPU, also on a GPU machine (``--device auto`` reads this, and subprocesses inherit it);
+# the tests that need a GPU say so (``@pytest.mark.gpu``, tests/test_gpu.py) and skip without one.
+os.environ["LIPSCHITZ_LR_DEVICE"] = "cpu"
+
+
+def pytest_collection_modifyitems(config, items):
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
 
 @pytest.fixture(autouse=True)
 def _restore_dynamo_hook_guards():

@@ -57,7 +57,26 @@ def test_kernel_l2_puts_conv_kernels_in_their_own_group_with_twice_the_coefficie
 def test_a_model_can_name_its_regularised_modules():
     model = build_model("densenet40", 10)
     groups = param_groups(model, kernel_l2=1e-4)
-    assert len(groups[0]["params"]) == len(model.l2_regularized_modules())
+    assert len(groups[0]["params"]) == len(model.l2_regularized_modules()) == 3
+
+
+def test_densenet_l2_groups_are_the_same_inside_a_ddp_or_compile_wrapper(tmp_path):
+    """Under torchrun the optimizer was built over the DDP wrapper, which hides l2_regularized_modules: the L2 went
+    on all 39 conv kernels instead of DenseNet-40's 3."""
+    import torch.distributed as dist
+
+    model = build_model("densenet40", 10)
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        wrapped = nn.parallel.DistributedDataParallel(model)
+        for wrapper in (wrapped, torch.compile(model)):
+            groups = param_groups(wrapper, kernel_l2=1e-4)
+            assert len(groups[0]["params"]) == 3
+            assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+            optimizer = build_optimizer("sgd", wrapper, 0.1, kernel_l2=1e-4)
+            assert [len(g["params"]) for g in optimizer.param_groups] == [len(g["params"]) for g in groups]
+    finally:
+        dist.destroy_process_group()
 
 
 def test_external_optimizers_build_and_schedule_free_is_recognised():
