@@ -89,7 +89,9 @@ class TensorBatches:
     """Batches sliced from tensors already on the device: a minimal, fast DataLoader.
 
     Iterating shuffles (if asked) with ``generator`` and augments each batch on the device.
-    The partial last batch is kept. ``batch_size`` and ``len()`` behave as a DataLoader's.
+    The partial last batch is kept, unless it would hold a single example and ``drop_single`` is set
+    (training: BatchNorm cannot train on one example; the paper's sets never leave one).
+    ``batch_size`` and ``len()`` behave as a DataLoader's.
     """
 
     def __init__(
@@ -101,6 +103,7 @@ class TensorBatches:
         shuffle: bool = False,
         augmentation: Augmentation | None = None,
         generator: torch.Generator | None = None,
+        drop_single: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"requires a positive batch_size, got batch_size={batch_size}")
@@ -112,15 +115,18 @@ class TensorBatches:
         self.shuffle = shuffle
         self.augmentation = augmentation
         self.generator = generator if generator is not None else torch.Generator()
+        n = images.shape[0]
+        #: How many examples are read per epoch (all but a dropped single last one).
+        self.examples = n - 1 if drop_single and n > 1 and n % batch_size == 1 else n
 
     def __len__(self) -> int:
-        return math.ceil(self.images.shape[0] / self.batch_size)
+        return math.ceil(self.examples / self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         n = self.images.shape[0]
         if self.shuffle:
             order = torch.randperm(n, generator=self.generator).to(self.images.device)
-        for start in range(0, n, self.batch_size):
+        for start in range(0, self.examples, self.batch_size):
             if self.shuffle:
                 index = order[start : start + self.batch_size]
                 x, y = self.images[index], self.labels[index]

@@ -1,11 +1,12 @@
 """Running under ``torchrun``: process group, device, data shards and metric reduction.
 
-``torchrun --nproc_per_node=N -m lipschitz_lr_experiments run CONFIG`` starts N ranks. Each rank keeps its shard
-of the training set (``images[rank::N]``) on its device, trains a DistributedDataParallel replica
-with the config's batch size **per rank** (so LipschitzLR's ``m`` is the per-rank batch and the
-global batch is ``N * m``), and AdaptiveLR all-reduces (MAX) its statistics so that every rank
-writes the same learning rate. Rank 0 writes histories and checkpoints; every rank saves its own
-RNG states so that a resumed run continues each rank's data order.
+``torchrun --nproc_per_node=N -m lipschitz_lr_experiments run CONFIG`` starts N ranks. Each rank keeps
+its shard of the training set (``images[rank::N]``, padded to equal sizes: :meth:`DistContext.shard`)
+on its device, trains a DistributedDataParallel replica with the config's batch size **per rank** (so
+LipschitzLR's ``m`` is the per-rank batch and the global batch is ``N * m``), and AdaptiveLR
+all-reduces (MAX) its statistics so that every rank writes the same learning rate. Rank 0 writes
+histories and checkpoints; every rank saves its own RNG states so that a resumed run continues each
+rank's data order.
 """
 
 from __future__ import annotations
@@ -34,8 +35,19 @@ class DistContext:
     def is_main(self) -> bool:
         return self.rank == 0
 
+    def shard_size(self, n: int) -> int:
+        """How many of ``n`` examples each rank takes: ``ceil(n / world_size)``."""
+        return -(-n // self.world_size)
+
     def shard(self, tensor: torch.Tensor) -> torch.Tensor:
-        return tensor[self.rank :: self.world_size] if self.enabled else tensor
+        """This rank's examples ``rank, rank + N, ...`` as one contiguous copy, padded by wrapping around to the
+        first examples (as ``DistributedSampler`` pads) so that every rank takes the same number of steps: with
+        unequal shards one rank took an extra step, and DDP waited for it forever."""
+        if not self.enabled:
+            return tensor
+        n = tensor.shape[0]
+        index = torch.arange(self.rank, self.shard_size(n) * self.world_size, self.world_size) % n
+        return tensor[index.to(tensor.device)]
 
     def sum(self, values: list[float], device: torch.device) -> list[float]:
         """All-reduce (SUM) a few numbers; a no-op on one process."""

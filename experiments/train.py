@@ -106,6 +106,16 @@ class Trainer:
             # Compiles the training forward; the statistics pass and evaluation use the module as is.
             self.model = torch.compile(self.model)
         train_images, train_labels = self.dist.shard(self.data.train_images), self.dist.shard(self.data.train_labels)
+        n_train = self.data.train_images.shape[0]
+        if self.dist.enabled and n_train % self.dist.world_size:
+            logger.info(
+                "%d training examples over %d ranks: each rank takes %d, %d of them repeated so that every rank "
+                "takes the same steps",
+                n_train,
+                self.dist.world_size,
+                self.dist.shard_size(n_train),
+                self.dist.shard_size(n_train) * self.dist.world_size - n_train,
+            )
         if config.batch_size > train_images.shape[0]:
             where = f" on each of {self.dist.world_size} ranks" if self.dist.enabled else ""
             raise ConfigError(
@@ -120,7 +130,16 @@ class Trainer:
             shuffle=True,
             augmentation=self.data.augmentation if config.augment else None,
             generator=self.generator,
+            drop_single=True,
         )
+        if self.train_loader.examples < train_images.shape[0]:
+            logger.info(
+                "%d training examples at batch %d leave a last batch of one example, which BatchNorm cannot train on: "
+                "each epoch trains on %d (a different one each epoch); the statistics pass reads them all",
+                train_images.shape[0],
+                config.batch_size,
+                self.train_loader.examples,
+            )
         lipschitz = config.schedule == "lipschitz"
         self.optimizer = build_optimizer(  # over the bare module: its L2 groups are found through no wrapper
             config.optimizer, self.net, config.lr, kernel_l2=config.kernel_l2, ema_momentum=lipschitz

@@ -32,6 +32,7 @@ from .statistics import (
     find_head,
     is_compiled,
     max_weight_norm,
+    model_device,
     statistics_loader,
     unwrap_model,
 )
@@ -572,7 +573,7 @@ class AdaptiveLR(LRScheduler):
         else:
             return None
         if distributed:
-            stats = all_reduce_max(stats)
+            stats = all_reduce_max(stats, self._device or model_device(unwrap_model(self._model)))
         if stats.batch_rows == 0:
             compiled = ""
             if self._hook is not None and is_compiled(self._model):

@@ -39,6 +39,7 @@ __all__ = [
     "find_head",
     "is_compiled",
     "max_weight_norm",
+    "model_device",
     "statistics_loader",
     "unwrap_model",
 ]
@@ -438,7 +439,7 @@ def collect_statistics(
     model = unwrap_model(model)
     head_module = find_head(model, head)
     if device is None:
-        device = _model_device(model)
+        device = model_device(model)
     device = torch.device(device) if device is not None else None
     modes = _module_modes(model)
     accumulator = StatisticsAccumulator()
@@ -474,7 +475,8 @@ def collect_statistics(
     return accumulator.result(max_weight_norm(model))
 
 
-def _model_device(model: nn.Module) -> torch.device | None:
+def model_device(model: nn.Module) -> torch.device | None:
+    """The device of the model's first parameter (else buffer); None for a model with neither."""
     for tensor in model.parameters():
         return tensor.device
     for tensor in model.buffers():
@@ -482,15 +484,26 @@ def _model_device(model: nn.Module) -> torch.device | None:
     return None
 
 
-def all_reduce_max(stats: LipschitzStatistics) -> LipschitzStatistics:
+def all_reduce_max(stats: LipschitzStatistics, device: torch.device | str | None = None) -> LipschitzStatistics:
     """MAX all-reduce of the statistics across the default process group.
 
     Every rank must call this, also a rank that saw no batch (its zeros do not change the max).
-    One collective per call, on CUDA for the NCCL backend and on the CPU otherwise.
+    One collective per call: on the CPU for gloo; for NCCL on ``device``, the rank's GPU (AdaptiveLR
+    passes its model's device), else on the current CUDA device. Reducing on the current device of a
+    process that never called ``torch.cuda.set_device`` put every rank on ``cuda:0``: NCCL's
+    duplicate-GPU error, or a hang.
     """
     import torch.distributed as dist
 
-    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    if dist.get_backend() != "nccl":
+        device = torch.device("cpu")
+    elif device is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    elif torch.device(device).type != "cuda":
+        raise ValueError(
+            f"the NCCL backend reduces on a GPU, but the model is on {device}; put each rank's model on its GPU "
+            "(model.to(f'cuda:{local_rank}')) or use the gloo backend"
+        )
     values = torch.tensor(
         [stats.k_z, stats.s, stats.output_norm, stats.target_norm, stats.batch_rows, stats.max_weight_norm],
         dtype=torch.float64,

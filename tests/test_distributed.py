@@ -61,3 +61,19 @@ def test_two_gloo_ranks_end_with_identical_lrs(tmp_path, statistics):
     own = collect_statistics(model, shard(0))
     assert results[0]["k_z"][0] == pytest.approx(union.k_z, rel=1e-12)
     assert union.k_z > own.k_z
+
+
+def test_the_all_reduce_runs_on_the_models_device_and_nccl_needs_a_gpu(monkeypatch):
+    """NCCL reduced on "cuda", the current device: cuda:0 on every rank that never called set_device."""
+    import lipschitz_lr.adaptive_lr as adaptive_lr
+    from lipschitz_lr.statistics import LipschitzStatistics, all_reduce_max
+
+    seen = []
+    monkeypatch.setattr(adaptive_lr, "all_reduce_max", lambda stats, device: seen.append(device) or stats)
+    model = make_model()
+    AdaptiveLR(torch.optim.SGD(model.parameters(), lr=0.1), model, shard(0), num_classes=3, distributed=True)
+    assert seen == [torch.device("cpu")]
+    monkeypatch.setattr(dist, "get_backend", lambda: "nccl")
+    stats = LipschitzStatistics.from_maxima([1.0, 0.0, 0.0, 0.0, 8.0], 1.0, 1)
+    with pytest.raises(ValueError, match="the NCCL backend reduces on a GPU, but the model is on cpu"):
+        all_reduce_max(stats, torch.device("cpu"))

@@ -119,3 +119,12 @@ def test_a_labels_file_of_the_other_split_is_named_with_or_without_a_subset(tmp_
     for subset in (None, 10):
         with pytest.raises(ValueError, match=r"train-labels-idx1-ubyte holds 20 labels but .*train-images-idx3-ubyte"):
             load_dataset("mnist", root, train_subset=subset)
+
+
+def test_a_single_example_last_batch_is_dropped_only_when_asked():
+    images, labels = torch.arange(9.0).reshape(9, 1), torch.arange(9)
+    assert [len(y) for _, y in TensorBatches(images, labels, 4)] == [4, 4, 1]
+    batches = TensorBatches(images, labels, 4, shuffle=True, drop_single=True)
+    assert len(batches) == 2 and batches.examples == 8 and [len(y) for _, y in batches] == [4, 4]
+    assert [len(y) for _, y in TensorBatches(images[:7], labels[:7], 4, drop_single=True)] == [4, 3]
+    assert [len(y) for _, y in TensorBatches(images[:1], labels[:1], 4, drop_single=True)] == [1]

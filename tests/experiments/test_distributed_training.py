@@ -18,7 +18,7 @@ def write_config(path, epochs):
     return write_tiny_config(path, epochs=epochs, batch_size=64, train_subset=512, test_subset=200)
 
 
-def torchrun(config, out, data_dir, *extra):
+def torchrun(config, out, data_dir, *extra, timeout=600):
     command = [
         sys.executable,
         "-m",
@@ -39,7 +39,7 @@ def torchrun(config, out, data_dir, *extra):
         *extra,
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stderr[-3000:]
 
 
@@ -65,3 +65,20 @@ def test_two_ranks_identical_lrs_and_resume(tmp_path, data_dir):
     assert len(resumed) == 3 and resumed[:2] == first
     rank0 = lrs(out / "checkpoint.pt")
     assert rank0 == lrs(out / "rank1.pt") and len(rank0) == 4
+
+
+def test_unequal_shards_take_the_same_steps_on_every_rank(tmp_path, data_dir):
+    """1025 examples over two ranks at batch 128: one rank took a ninth step and the job hung (killed after 150 s)."""
+    config = write_tiny_config(tmp_path / "odd.toml", epochs=1, batch_size=128, train_subset=1025, test_subset=100)
+    torchrun(config, tmp_path / "run", data_dir, timeout=300)  # a bound on a hang, not a speed requirement
+    assert len(json.loads((tmp_path / "run" / "history.json").read_text())) == 1
+
+
+def test_shards_are_equal_contiguous_and_cover_every_example():
+    from lipschitz_lr_experiments.distributed import DistContext
+
+    data = torch.arange(1025)
+    shards = [DistContext(rank, 2).shard(data) for rank in range(2)]
+    assert [len(s) for s in shards] == [513, 513] and all(s.is_contiguous() for s in shards)
+    assert torch.equal(shards[0], data[0::2]) and torch.equal(shards[1][:-1], data[1::2]) and shards[1][-1] == 0
+    assert torch.equal(DistContext(1, 4).shard(torch.arange(8)), torch.tensor([1, 5]))

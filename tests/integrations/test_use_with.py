@@ -55,7 +55,7 @@ def test_torchrun_ranks_write_the_same_rates(tmp_path):
     script = tmp_path / "ddp_train.py"
     script.write_text(SNIPPETS["torchrun"])
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}  # gloo on the CPU, GPU or not
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     rates = dict(re.findall(r"rank (\d) learning rates (\[[^]]*\])", result.stdout))  # lines may interleave
