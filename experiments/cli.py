@@ -59,6 +59,10 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--amp", default="off", choices=AMP_MODES, help="mixed precision")
     parser.add_argument("--channels-last", action="store_true", help="channels_last memory format (faster on GPUs)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the training forward pass")
+    parser.add_argument(
+        "--deterministic", action="store_true", help="TF32 off, deterministic algorithms (GPU: true fp32, slower)"
+    )
+    parser.add_argument("--cudnn-benchmark", action="store_true", help="cuDNN autotuning (GPU: faster, not bitwise)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config key")
     parser.add_argument(
@@ -78,6 +82,8 @@ def _options(args: argparse.Namespace, out_dir: Path, resume: bool = False) -> R
         progress=not args.no_progress,
         channels_last=args.channels_last,
         compile=args.compile,
+        deterministic=args.deterministic,
+        cudnn_benchmark=args.cudnn_benchmark,
         command="lipschitz-lr " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
 

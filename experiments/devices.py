@@ -67,3 +67,41 @@ def autocast(device: torch.device, amp: str) -> AbstractContextManager[object]:
     if check_amp(amp) == "off":
         return nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+
+
+def configure_determinism(*, deterministic: bool = False, cudnn_benchmark: bool = False) -> None:
+    """Set the process's determinism and cuDNN flags for a run (they are global to the process).
+
+    ``deterministic``: TF32 off for matmuls and cuDNN convolutions (true fp32: on CUDA, cuDNN uses TF32
+    by default, which moves ``K_z`` and the rates by about 1e-3 against a CPU), deterministic cuDNN
+    algorithms, ``torch.use_deterministic_algorithms`` (warn-only: an op without a deterministic kernel
+    warns rather than stops the run) and ``CUBLAS_WORKSPACE_CONFIG``. Slower. ``cudnn_benchmark``: let
+    cuDNN time its algorithms on the first batches and keep the fastest (faster for fixed shapes; not
+    bitwise reproducible), the opposite choice.
+    """
+    if deterministic and cudnn_benchmark:
+        raise ValueError("deterministic and cudnn_benchmark exclude each other: give one of them")
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cudnn.deterministic = True
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = cudnn_benchmark
+
+
+def precision_settings(device: torch.device, amp: str, *, channels_last: bool, compiled: bool) -> dict[str, object]:
+    """What decides a run's numerics, as written to ``summary.json``: autocast, TF32, memory format,
+    compilation and the determinism flags (TF32 and cuDNN apply on CUDA only)."""
+    return {
+        "device_type": device.type,
+        "amp": amp,
+        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+        "tf32_cudnn": torch.backends.cudnn.allow_tf32,
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "channels_last": channels_last,
+        "compile": compiled,
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "cudnn_deterministic": torch.backends.cudnn.deterministic,
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+    }

@@ -27,7 +27,7 @@ from lipschitz_lr import AdaptiveLR
 
 from .config import ExperimentConfig
 from .data import DataSplits, TensorBatches, load_dataset
-from .devices import check_amp, describe_device, resolve_device
+from .devices import check_amp, configure_determinism, describe_device, precision_settings, resolve_device
 from .distributed import init_distributed
 from .errors import ConfigError
 from .history import best_epoch
@@ -56,6 +56,10 @@ class RunOptions:
     tensorboard: bool = True
     channels_last: bool = False
     compile: bool = False
+    #: TF32 off and deterministic algorithms (:func:`lipschitz_lr_experiments.devices.configure_determinism`).
+    deterministic: bool = False
+    #: cuDNN autotuning (faster for fixed shapes; excludes ``deterministic``).
+    cudnn_benchmark: bool = False
     command: str = field(default_factory=lambda: " ".join(sys.argv))
     #: Called after each completed epoch (saved and logged) with its 1-based number; returning True
     #: ends the run there (the summary is written, as for a finished run).
@@ -69,6 +73,7 @@ class Trainer:
         check_amp(options.amp)
         self.config = config
         self.options = options
+        configure_determinism(deterministic=options.deterministic, cudnn_benchmark=options.cudnn_benchmark)
         self.dist, device = init_distributed(options.device)
         self.device = resolve_device(device)
         self.out_dir = Path(options.out_dir)
@@ -145,6 +150,12 @@ class Trainer:
             config.optimizer, self.net, config.lr, kernel_l2=config.kernel_l2, ema_momentum=lipschitz
         )
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=options.amp == "fp16")
+        if options.amp == "fp16" and lipschitz:
+            logger.warning(
+                "--amp fp16 with LipschitzLR: prefer --amp bf16. fp16's range ends at 65504, so at the first "
+                "epochs' rates (about 3 on MNIST) the GradScaler can skip many steps as inf; bf16 has fp32's range "
+                "and needs no scaler. A skipped step advances neither the Keras decay nor the hook statistics."
+            )
         self.adaptive: AdaptiveLR | None = None
         self.schedule: Any = None
         self.interval = "epoch"
@@ -248,8 +259,17 @@ class Trainer:
         if self.schedule is not None and state["schedule"] is not None:
             with restoring(path, "schedule"):
                 self.schedule.load_state_dict(state["schedule"])
-        with restoring(path, "scaler"):
-            self.scaler.load_state_dict(state["scaler"])
+        if state["scaler"] and self.scaler.is_enabled():
+            with restoring(path, "scaler"):
+                self.scaler.load_state_dict(state["scaler"])
+        elif state["scaler"] or self.scaler.is_enabled():  # --amp changed between fp16 and another mode
+            logger.warning(
+                "resuming %s with --amp %s: the run's GradScaler state is %s; the resumed epochs are not the "
+                "uninterrupted run's",
+                path,
+                self.options.amp,
+                "dropped" if state["scaler"] else "started afresh",
+            )
         with restoring(path if self.dist.is_main else self.run_dir.rank_file(self.dist.rank), "rng_cpu"):
             self._set_rng(rng)
         self.history = state["history"]
@@ -412,6 +432,9 @@ class Trainer:
             "seconds": sum(r["seconds"] for r in self.history),
             "device": describe_device(self.device) + (f" x {self.dist.world_size} ranks" if self.dist.enabled else ""),
             "torch": torch.__version__,
+            "precision": precision_settings(
+                self.device, self.options.amp, channels_last=self.options.channels_last, compiled=self.options.compile
+            ),
             "command": self.options.command,
             "config": self.config.to_dict(),
         }

@@ -55,3 +55,27 @@ def test_evaluate_is_in_eval_mode_and_restores_the_mode():
         logits = model.eval()(images)
     assert loss == pytest.approx(float(nn.functional.cross_entropy(logits, labels)), rel=1e-6)
     assert accuracy == pytest.approx(float((logits.argmax(1) == labels).float().mean()))
+
+
+def test_a_step_the_grad_scaler_skips_does_not_advance_a_per_step_schedule():
+    """fp16: a step skipped for an inf gradient must not count, as it does not for AdaptiveLR's Keras decay."""
+    model, images, labels = setup()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    calls = []
+
+    def loss_fn(logits, targets, reduction="mean"):
+        calls.append(1)
+        loss = nn.functional.cross_entropy(logits, targets, reduction=reduction)
+        return loss * float("inf") if len(calls) == 2 else loss  # the second batch overflows
+
+    steps = []
+    train_epoch(
+        model,
+        optimizer,
+        torch.amp.GradScaler("cpu", enabled=True),
+        TensorBatches(images, labels, 16),
+        loss_fn=loss_fn,
+        after_step=lambda: steps.append(1),
+    )
+    assert len(calls) == 3 and len(steps) == 2
+    assert not optimizer._optimizer_step_post_hooks  # the counting hook is removed after the epoch

@@ -36,8 +36,31 @@ def test_run_writes_history_checkpoint_summary(tmp_path, data_dir):
     assert csv_lines[0].split(",") == list(HISTORY_FIELDS) and len(csv_lines) == 3
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["epochs"] == 2 and summary["device"].startswith("cpu")
+    assert summary["precision"]["amp"] == "off" and summary["precision"]["device_type"] == "cpu"
+    assert {"tf32_matmul", "tf32_cudnn", "deterministic_algorithms", "cudnn_benchmark"} <= set(summary["precision"])
     checkpoint = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
     assert checkpoint["epoch"] == 2 and checkpoint["adaptive"]["variant"] == "momentum"
+
+
+@pytest.fixture
+def restore_determinism():
+    flags = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.deterministic)
+    algorithms = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.deterministic = flags
+    torch.use_deterministic_algorithms(algorithms[0], warn_only=algorithms[1])
+    torch.backends.cudnn.benchmark = False
+
+
+def test_a_deterministic_run_turns_tf32_off_and_says_so_in_its_summary(tmp_path, data_dir, restore_determinism):
+    config = load_config(tiny_config(tmp_path, epochs=1, train_subset=256))
+    options = RunOptions(out_dir=tmp_path / "run", data_dir=data_dir, progress=False, deterministic=True)
+    run_experiment(config, options)
+    precision = json.loads((tmp_path / "run" / "summary.json").read_text())["precision"]
+    assert precision["deterministic_algorithms"] and precision["cudnn_deterministic"]
+    assert not precision["tf32_matmul"] and not precision["tf32_cudnn"] and not precision["cudnn_benchmark"]
+    with pytest.raises(ValueError, match="deterministic and cudnn_benchmark exclude each other"):
+        Trainer(config, RunOptions(out_dir=tmp_path / "b", deterministic=True, cudnn_benchmark=True))
 
 
 def _cli(*args, data_dir):

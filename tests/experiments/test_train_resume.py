@@ -12,14 +12,11 @@ from lipschitz_lr_experiments.train import RunOptions, run_experiment
 from tests.conftest import write_tiny_config
 
 
-def _config(tmp_path, schedule="lipschitz", epochs=2):
+def _config(tmp_path, schedule="lipschitz", epochs=2, train_subset=256, test_subset=100):
     optimizer = "momentum" if schedule == "lipschitz" else "sgd"
     path = tmp_path / f"resume_{schedule}.toml"
-    return load_config(
-        write_tiny_config(
-            path, optimizer=optimizer, schedule=schedule, epochs=epochs, train_subset=256, test_subset=100
-        )
-    )
+    subsets = {"train_subset": train_subset, "test_subset": test_subset}
+    return load_config(write_tiny_config(path, optimizer=optimizer, schedule=schedule, epochs=epochs, **subsets))
 
 
 def _run(config, out, data_dir, **options):
@@ -127,3 +124,12 @@ def test_a_checkpoint_of_the_earlier_format_still_resumes(run_copy, data_dir):
     config, run = run_copy
     _damage(run, lambda state: state.pop("format"))
     assert len(_run(config.replace(epochs=3), run, data_dir, resume=True)) == 3
+
+
+@pytest.mark.parametrize(("first", "then"), [("off", "fp16"), ("fp16", "bf16")])
+def test_a_resume_may_change_amp(tmp_path, data_dir, first, then, caplog):
+    """It failed with "source state dict is empty" (the scaler's state of a run without fp16)."""
+    config = _config(tmp_path, epochs=1, train_subset=128, test_subset=20)  # fp16 on a CPU is slow: one step
+    _run(config, tmp_path / "run", data_dir, amp=first)
+    history = _run(config.replace(epochs=2), tmp_path / "run", data_dir, resume=True, amp=then)
+    assert len(history) == 2 and f"with --amp {then}: the run's GradScaler state is" in caplog.text
