@@ -3,10 +3,10 @@
 Prints a table of median epoch times and their ratios to constant-LR training. Real MNIST is used
 when found (``--data-dir`` or ``$LIPSCHITZ_LR_DATA``), otherwise random data of the same shape;
 ``--model resnet20_v1`` times ResNet-20 on CIFAR-shaped random data. ``--amp``, ``--channels-last``
-and ``--compile`` train as the harness's options do; AdaptiveLR's pass then runs under the same
-autocast on the same (channels_last) weights, eagerly on the module inside the compiled wrapper
-(the library's choice: no recompiles), while the bare forward it is compared with runs the
-compiled model, the least a pass could cost.
+and ``--compile`` train as the harness's options do; AdaptiveLR's pass then runs as the trainer
+runs it, in fp32 (outside autocast) on the same (channels_last) weights, eagerly on the module
+inside the compiled wrapper (the library's choice: no recompiles), while the bare forward it is
+compared with runs the compiled model under the autocast, the least a pass could cost.
 
     python benchmarks/scheduler_overhead.py                      # MNIST CNN, CPU
     python benchmarks/scheduler_overhead.py --model resnet20_v1 --device cuda --images 50000
@@ -82,8 +82,7 @@ def epoch_runner(
         for xb, yb in loader:
             train_step(trained, optimizer, scaler, xb, yb, args.amp, args.channels_last)
         if scheduler is not None:
-            with autocast(device, args.amp):
-                scheduler.step()
+            scheduler.step()  # outside autocast, as the trainer steps it: the reference pass runs in fp32
         synchronize(device)
         return time.perf_counter() - start
 
@@ -96,15 +95,16 @@ def pass_runners(
     """Two timed callables over the same model, images and batch size: the reference statistics pass
     (:func:`collect_statistics`, the cost the reference mode adds to an epoch) and a bare inference
     forward (eval mode, no grad, of the compiled model under ``--compile``), the least that pass can
-    cost. Both run under the ``--amp`` autocast."""
+    cost. The pass runs in fp32 as the trainer runs it (AdaptiveLR steps outside autocast); the bare
+    forward runs under the ``--amp`` autocast, as the training forward does."""
     model, trained = build(args, device)
     clean = TensorBatches(x, y, args.batch_size)
 
-    def timed(work: Callable[[], object]) -> Callable[[], float]:
+    def timed(work: Callable[[], object], amp: str) -> Callable[[], float]:
         def run() -> float:
             synchronize(device)
             start = time.perf_counter()
-            with autocast(device, args.amp):
+            with autocast(device, amp):
                 work()
             synchronize(device)
             return time.perf_counter() - start
@@ -118,7 +118,10 @@ def pass_runners(
             trained(xb)
         trained.train()
 
-    return {"statistics pass": timed(lambda: collect_statistics(model, clean)), "bare forward": timed(bare_forward)}
+    return {
+        "statistics pass": timed(lambda: collect_statistics(model, clean), "off"),
+        "bare forward": timed(bare_forward, args.amp),
+    }
 
 
 def main() -> None:
@@ -130,7 +133,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per mode (the median is reported)")
     parser.add_argument("--pass-repeats", type=int, default=5, help="interleaved runs of the pass and a bare forward")
     parser.add_argument("--data-dir")
-    parser.add_argument("--amp", default="off", choices=AMP_MODES, help="autocast for training and the pass")
+    parser.add_argument(
+        "--amp",
+        default="off",
+        choices=AMP_MODES,
+        help="autocast for training (the pass runs in fp32, as in the trainer)",
+    )
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--compile", action="store_true", help="train a torch.compile'd model")
     parser.add_argument("--compile-backend", default="inductor", help="torch.compile backend (default: inductor)")

@@ -80,7 +80,11 @@ class Augmentation:
                 torch.stack([sin * zoom_x * flip, cos * zoom_y, shift_y], dim=1),
             ],
             dim=1,
-        ).to(images.device, images.dtype)
+        )
+        if images.device.type == "cuda":  # pinned, so the copy does not wait for the GPU's queue
+            theta = theta.pin_memory().to(images.device, images.dtype, non_blocking=True)
+        else:
+            theta = theta.to(images.device, images.dtype)
         grid = F.affine_grid(theta, list(images.shape), align_corners=False)
         return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
 

@@ -11,6 +11,7 @@ checkpoint carries the RNG states of dropout and of the data order and augmentat
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 import time
@@ -97,6 +98,12 @@ class Trainer:
                     f"the {split} are on {tensor.device} but the run trains on {self.device}: load the data on the "
                     f"run's device (load_dataset(..., device={str(self.device)!r})) or pass --device {tensor.device}"
                 )
+        if options.channels_last and self.data.train_images.dim() == 4:  # once, not every batch: slices keep it
+            self.data = dataclasses.replace(
+                self.data,
+                train_images=self.data.train_images.contiguous(memory_format=torch.channels_last),
+                test_images=self.data.test_images.contiguous(memory_format=torch.channels_last),
+            )
         self.net = build_model(config.model, self.data.num_classes, keras_faithful=config.keras_faithful)
         self.loss = LOSSES.lookup(config.loss)
         self.net.to(self.device)

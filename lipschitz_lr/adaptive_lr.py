@@ -395,7 +395,8 @@ class AdaptiveLR(LRScheduler):
                 raise ValueError("give the statistics a loader or a dataset, not both")
             if batch_size is None:
                 raise ValueError("dataset= requires batch_size (m, the training batch size), got batch_size=None")
-            loader = statistics_loader(dataset, integer("batch_size", batch_size, 1))
+            device_for_loader = device if device is not None else model_device(unwrap_model(model))
+            loader = statistics_loader(dataset, integer("batch_size", batch_size, 1), device_for_loader)
         if statistics == "reference" and loader is None:
             raise ValueError("statistics='reference' requires a loader of the training set, got loader=None")
         if statistics == "hook" and loader is None and initial_lr is None:

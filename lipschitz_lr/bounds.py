@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
+import torch
 from numpy.typing import ArrayLike
 
 from ._checks import finite_nonnegative, integer
@@ -297,8 +298,15 @@ def _signed_sum(a: float, b: float, sign: MSESign) -> float:
     return a + b if sign == "plus" else a - b
 
 
-def _design_matrix(x: ArrayLike) -> np.ndarray:
-    array = np.asarray(x, dtype=np.float64)
+def _as_float64(x: ArrayLike | torch.Tensor) -> np.ndarray:
+    """A numpy float64 array of ``x``, also of a tensor on any device (a CUDA tensor is copied to the host)."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().to("cpu", torch.float64).numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def _design_matrix(x: ArrayLike | torch.Tensor) -> np.ndarray:
+    array = _as_float64(x)
     if array.ndim != 2 or array.shape[0] == 0:
         raise ValueError(f"requires a non-empty 2-D design matrix (rows x features), got shape {array.shape}")
     if not np.all(np.isfinite(array)):
@@ -306,7 +314,7 @@ def _design_matrix(x: ArrayLike) -> np.ndarray:
     return array
 
 
-def logistic_regression_bound(x: ArrayLike) -> float:
+def logistic_regression_bound(x: ArrayLike | torch.Tensor) -> float:
     r"""Lipschitz constant of full-batch logistic regression's mean log-loss (2020 text).
 
     .. math::
@@ -323,7 +331,7 @@ def logistic_regression_bound(x: ArrayLike) -> float:
     return float(np.linalg.norm(array) / (2 * array.shape[0]))
 
 
-def softmax_regression_bound(x: ArrayLike, num_classes: int) -> float:
+def softmax_regression_bound(x: ArrayLike | torch.Tensor, num_classes: int) -> float:
     r"""Lipschitz constant of full-batch softmax regression's mean cross-entropy (2020 text).
 
     .. math::
@@ -338,7 +346,9 @@ def softmax_regression_bound(x: ArrayLike, num_classes: int) -> float:
     return float((k - 1) / (k * array.shape[0]) * np.linalg.norm(array))
 
 
-def linear_regression_bound(x: ArrayLike, y: ArrayLike, weight_bound: float, sign: MSESign = "plus") -> float:
+def linear_regression_bound(
+    x: ArrayLike | torch.Tensor, y: ArrayLike | torch.Tensor, weight_bound: float, sign: MSESign = "plus"
+) -> float:
     r"""Lipschitz bound of full-batch linear regression's loss :math:`\frac{1}{2m}\|Xw - y\|^2`.
 
     .. math::
@@ -352,7 +362,7 @@ def linear_regression_bound(x: ArrayLike, y: ArrayLike, weight_bound: float, sig
         1.7071067811865475
     """
     array = _design_matrix(x)
-    target = np.asarray(y, dtype=np.float64).reshape(array.shape[0], -1)
+    target = _as_float64(y).reshape(array.shape[0], -1)
     m = array.shape[0]
     k = finite_nonnegative("weight_bound", weight_bound)
     gram = float(np.linalg.norm(array.T @ array, ord=2))

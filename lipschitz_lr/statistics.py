@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -150,18 +151,22 @@ def max_weight_norm(model: nn.Module) -> float:
     buffers (``num_batches_tracked``) are skipped. This is the authors' ``max_wt``, not the global
     norm. Computed in float64. Returns 0.0 for a model with no floating tensors.
     """
-    norms = [
-        torch.linalg.vector_norm(t.detach(), dtype=torch.float64)
-        for t in model.state_dict(keep_vars=True).values()
-        if isinstance(t, Tensor) and t.is_floating_point() and t.numel() > 0
-    ]
-    if not norms:
+    groups: dict[tuple[torch.device, torch.dtype], list[Tensor]] = {}
+    for t in model.state_dict(keep_vars=True).values():
+        if isinstance(t, Tensor) and t.is_floating_point() and t.numel() > 0:
+            groups.setdefault((t.device, t.dtype), []).append(t.detach())
+    if not groups:
         return 0.0
-    # One device sync: stack on each device, then reduce on the host.
-    by_device: dict[torch.device, list[Tensor]] = {}
-    for norm in norms:
-        by_device.setdefault(norm.device, []).append(norm)
-    return max(float(torch.stack(group).max()) for group in by_device.values())
+    # One fused norm kernel per device and dtype (not one per tensor), one sync per group.
+    return max(float(torch.stack(_norms(tensors)).max()) for tensors in groups.values())
+
+
+def _norms(tensors: list[Tensor]) -> list[Tensor]:
+    """The float64 Frobenius norm of each tensor (``torch._foreach_norm``, else one by one)."""
+    try:
+        return list(torch._foreach_norm(tensors, 2, dtype=torch.float64))
+    except (AttributeError, TypeError, RuntimeError):  # a torch without the fused kernel's dtype argument
+        return [torch.linalg.vector_norm(t, dtype=torch.float64) for t in tensors]
 
 
 def default_unpack_batch(batch: Any) -> tuple[Any, Any | None]:
@@ -244,7 +249,7 @@ class StatisticsAccumulator:
         )
         target_tensor = _first_tensor(targets)
         if target_tensor is not None and target_tensor.is_floating_point():
-            y = torch.linalg.vector_norm(target_tensor.detach().to(a.device), dtype=torch.float64)
+            y = torch.linalg.vector_norm(target_tensor.detach().to(a.device, non_blocking=True), dtype=torch.float64)
         else:
             y = zero
         rows = a.new_full((), float(a.shape[0]) if a.dim() > 0 else 1.0)
@@ -386,14 +391,26 @@ class HeadHook:
         self.remove()
 
 
-def statistics_loader(dataset: torch.utils.data.Dataset[Any], batch_size: int, **kwargs: Any) -> Iterable[Any]:
+def statistics_loader(
+    dataset: torch.utils.data.Dataset[Any],
+    batch_size: int,
+    device: torch.device | str | None = None,
+    **kwargs: Any,
+) -> Iterable[Any]:
     """The loader the reference pass needs, from a map-style dataset: in order, at the training batch
     size ``m``, partial last batch kept. ``kwargs`` go to ``DataLoader`` (``num_workers``, ...).
 
-    Give it the clean training set (the training transform without augmentation).
+    For a model on a CUDA ``device`` the defaults are those of a training loader on a GPU: pinned
+    memory (the copies to the GPU do not block) and 4 persistent worker processes (at most the CPU
+    count); on the CPU, no workers. Give it the clean training set (the training transform without
+    augmentation).
     """
     if kwargs.get("shuffle") or kwargs.get("drop_last"):
         raise ValueError(f"the statistics loader is in order and keeps every example, got {kwargs}")
+    if device is not None and torch.device(device).type == "cuda":
+        workers = kwargs.setdefault("num_workers", min(4, os.cpu_count() or 1))
+        kwargs.setdefault("pin_memory", True)
+        kwargs.setdefault("persistent_workers", workers > 0)
     return torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, **{**kwargs, "shuffle": False, "drop_last": False}
     )

@@ -2,6 +2,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from lipschitz_lr import bounds
 
@@ -63,6 +64,10 @@ def test_classical_closed_forms():
     cross = np.linalg.norm(y @ x)  # y^T X = [1, 4]
     assert bounds.linear_regression_bound(x, y, weight_bound=2.0) == pytest.approx((2 * 9 + cross) / 3)
     assert bounds.linear_regression_bound(x, y, 2.0, sign="minus") == pytest.approx((18 - math.sqrt(17)) / 3)
+    # tensors too, of any dtype (and device: a CUDA tensor is copied to the host; tests/test_gpu.py)
+    tx, ty = torch.tensor(x, dtype=torch.float32), torch.tensor(y)
+    assert bounds.logistic_regression_bound(tx) == pytest.approx(math.sqrt(13) / 6)
+    assert bounds.linear_regression_bound(tx, ty, 2.0) == pytest.approx((2 * 9 + cross) / 3)
 
 
 @pytest.mark.parametrize(

@@ -183,3 +183,16 @@ def test_head_hook_loads_the_earlier_state_format():
     assert hook.accumulator.maxima().tolist() == [2.0, 3.0, 1.0, 0.0, 8.0] and hook.accumulator.num_batches == 4
     assert hook.pending.num_batches == 0
     hook.remove()
+
+
+def test_the_statistics_loader_for_a_gpu_model_pins_memory_and_uses_workers():
+    from lipschitz_lr.statistics import statistics_loader
+
+    dataset = torch.utils.data.TensorDataset(torch.randn(10, 3), torch.zeros(10))
+    on_cpu = statistics_loader(dataset, 4, "cpu")
+    assert on_cpu.num_workers == 0 and not on_cpu.pin_memory and len(on_cpu) == 3
+    on_gpu = statistics_loader(dataset, 4, torch.device("cuda", 0))  # built, not iterated: no GPU needed
+    assert on_gpu.pin_memory and on_gpu.num_workers >= 1 and on_gpu.persistent_workers
+    assert statistics_loader(dataset, 4, "cuda", num_workers=0).num_workers == 0  # the caller's word wins
+    with pytest.raises(ValueError, match="in order and keeps every example"):
+        statistics_loader(dataset, 4, shuffle=True)

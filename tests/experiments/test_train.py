@@ -174,6 +174,9 @@ def test_mixed_precision_and_channels_last(tmp_path, data_dir, amp):
     history = trainer.run()
     assert all(math.isfinite(row["train_loss"]) and row["k"] > 0 for row in history[1:])
     assert trainer.scaler.is_enabled() == (amp == "fp16")
+    channels_last = torch.channels_last  # the resident data is converted once, and its shards keep the format
+    assert trainer.data.train_images.is_contiguous(memory_format=channels_last)
+    assert trainer.train_loader.images.is_contiguous(memory_format=channels_last)
 
 
 def test_a_used_directory_is_refused_and_overwrite_replaces_the_run(tmp_path, data_dir):
