@@ -26,6 +26,7 @@ from typing import Any
 from .config import ConfigError, ExperimentConfig, bundled_configs, load_config
 from .devices import AMP_MODES
 from .history import best_epoch
+from .preemption import Preempted, preemption_signals
 from .run_dir import RunDirError
 from .run_lock import LockError, break_lock
 from .train import RunOptions, run_experiment
@@ -102,13 +103,28 @@ def _interrupted(out_dir: Path, command: list[str] | None) -> int:
     return 130
 
 
+def _preempted(out_dir: Path, command: list[str] | None, preempted: Preempted) -> int:
+    """One line after SIGTERM/SIGUSR1: the run stopped, its last epoch is saved, how it continues."""
+    again = " ".join(shlex.quote(a) for a in command or [] if a not in ("--resume", "--overwrite"))
+    resume = f": continue with `lipschitz-lr {again} --resume`" if command else ""
+    print(
+        f"lipschitz-lr: {preempted}; every finished epoch is saved in {out_dir}/ (the partial one is redone "
+        f"exactly){resume}",
+        file=sys.stderr,
+    )
+    return 128 + preempted.signum
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     config = _apply_overrides(load_config(args.config), args)
     out_dir = args.out or Path("runs") / config.name
     try:
-        history = run_experiment(config, _options(args, out_dir, resume=args.resume))
+        with preemption_signals():
+            history = run_experiment(config, _options(args, out_dir, resume=args.resume))
     except KeyboardInterrupt:
         return _interrupted(out_dir, args.argv)
+    except Preempted as preempted:
+        return _preempted(out_dir, args.argv, preempted)
     best = best_epoch(history)
     if os.environ.get("RANK", "0") == "0":
         reached = (
@@ -146,9 +162,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 label += f"_decay{decay:g}"
             config = base.replace(name=f"{base.name}_{label}", **changes)
             try:
-                history = run_experiment(config, _options(args, root / label))
+                with preemption_signals():
+                    history = run_experiment(config, _options(args, root / label))
             except KeyboardInterrupt:
                 return _interrupted(root, None)
+            except Preempted as preempted:
+                return _preempted(root, None, preempted)
             best = best_epoch(history) or {"test_acc": math.nan, "epoch": None}
             rows.append({"lr": lr, "decay": decay, "best_test_acc": best["test_acc"], "best_epoch": best["epoch"]})
     rows.sort(key=lambda r: -r["best_test_acc"] if math.isfinite(r["best_test_acc"]) else math.inf)
