@@ -6,6 +6,7 @@ Examples::
     lipschitz-lr run mnist_sgd --data-dir ../shared/data
     lipschitz-lr run experiments/configs/c10_resnet20_sgd.toml --device cuda --resume
     lipschitz-lr sweep c10_resnet20_sgd_baseline --lr 0.1 0.03 0.01 --epochs 30
+    lipschitz-lr reproduce --dataset cifar10 --seeds 0 1 2 --dry-run
     lipschitz-lr classical --out results/classical
     lipschitz-lr unlock runs/mnist_sgd
 """
@@ -183,6 +184,68 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reproduce_run_args(args: argparse.Namespace) -> tuple[list[str], dict[str, Any]]:
+    """The run options ``reproduce`` passes on: as ``lipschitz-lr run`` arguments and as RunOptions fields."""
+    argv: list[str] = []
+    options: dict[str, Any] = {"amp": args.amp, "download": args.download, "tensorboard": True}
+    if args.data_dir is not None:
+        argv += ["--data-dir", str(args.data_dir)]
+        options["data_dir"] = args.data_dir
+    if args.download:
+        argv.append("--download")
+    argv += ["--amp", args.amp]
+    for flag in ("channels_last", "compile", "deterministic"):
+        if getattr(args, flag):
+            argv.append("--" + flag.replace("_", "-"))
+        options[flag] = getattr(args, flag)
+    if args.epochs is not None:
+        argv += ["--epochs", str(args.epochs)]
+    for item in args.set or []:
+        argv += ["--set", item]
+    return argv, options
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from . import reproduce
+
+    rows = reproduce.select_rows(args.rows, args.dataset, args.model, args.optimizer)
+    root = args.out
+    cells = reproduce.expand(rows, args.seeds, root, lambda config: _apply_overrides(config, args))
+    lines, _ = reproduce.plan_lines(cells, args.tflops)
+    if args.dry_run:
+        print("\n".join(lines))
+        return 0
+    print(lines[-1].strip(), flush=True)
+    pending = [cell for cell in cells if reproduce.cell_state(cell)[0] != "done"]
+    progress = reproduce.Progress(len(cells), len(cells) - len(pending))
+    run_argv, options = _reproduce_run_args(args)
+    try:
+        if args.executor == "local":
+            devices = args.devices or reproduce.default_devices()
+            results = reproduce.run_local(pending, devices, run_argv, root, progress)
+        else:
+            slurm = {"slurm_partition": args.slurm_partition, "timeout_min": args.slurm_timeout_min}
+            executor = reproduce.make_executor(args.executor, root / "submitit", slurm)
+            device = "cpu" if args.executor == "submitit-local" else "cuda"
+            results = reproduce.run_submitit(
+                pending, executor, {**options, "device": device}, progress, not args.no_wait
+            )
+    except KeyboardInterrupt:
+        print(f"lipschitz-lr: interrupted; rerun the same command to continue the matrix in {root}/", file=sys.stderr)
+        return 130
+    unfinished = [cell for cell in cells if reproduce.cell_state(cell)[0] != "done"]
+    if not args.no_figures and len(unfinished) < len(cells):
+        table = reproduce.write_tables(root)
+        if table is not None:
+            print(f"Table 1 over seeds {args.seeds}: {table}")
+    if unfinished:
+        submitted = all(results.get(cell) == "submitted" for cell in unfinished)
+        what = "submitted" if submitted else "not finished"
+        print(f"{len(unfinished)} of {len(cells)} runs {what}; rerun the same command to continue", file=sys.stderr)
+        return 0 if submitted else 1
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     for name in bundled_configs():
         config = load_config(name)
@@ -223,6 +286,40 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--out", type=Path)
     _add_run_options(sweep)
     sweep.set_defaults(func=cmd_sweep)
+    rep = sub.add_parser(
+        "reproduce",
+        help="Table 1 as rows x seeds: idempotent, resumable, local GPUs or SLURM",
+        description=(
+            "Run Table 1's rows (or --rows) for each --seed into OUT/<config>/seed<k>: finished runs are skipped, "
+            "cut ones resumed exactly, so rerunning continues the matrix. Ends with Table 1 over the seeds."
+        ),
+    )
+    rep.add_argument("--rows", nargs="+", help="config names or TOML paths (default: Table 1's rows)")
+    rep.add_argument("--dataset", nargs="+", help="only Table 1's rows on these datasets")
+    rep.add_argument("--model", nargs="+", help="only Table 1's rows with these models")
+    rep.add_argument("--optimizer", nargs="+", help="only Table 1's rows with these optimizers")
+    rep.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    rep.add_argument("--out", type=Path, default=Path("runs/reproduce"))
+    rep.add_argument("--dry-run", action="store_true", help="print the plan and its estimated GPU-hours only")
+    rep.add_argument("--executor", choices=("local", "slurm", "submitit-local"), default="local")
+    rep.add_argument("--devices", nargs="+", help="local: one run at a time on each (default: every GPU, else cpu)")
+    rep.add_argument("--tflops", type=float, default=5.0, help="the sustained TFLOP/s the estimate assumes")
+    rep.add_argument("--slurm-partition")
+    rep.add_argument("--slurm-timeout-min", type=int, help="each job's time limit (default 1440); it requeues")
+    rep.add_argument("--no-wait", action="store_true", help="slurm: submit and return (rerun to see progress)")
+    rep.add_argument("--no-figures", action="store_true", help="skip Table 1 and the figures at the end")
+    for name, kwargs in (
+        ("--epochs", {"type": int, "help": "override every config's epochs (smoke runs)"}),
+        ("--data-dir", {"type": Path}),
+        ("--download", {"action": "store_true"}),
+        ("--amp", {"default": "off", "choices": AMP_MODES}),
+        ("--channels-last", {"action": "store_true"}),
+        ("--compile", {"action": "store_true"}),
+        ("--deterministic", {"action": "store_true"}),
+        ("--set", {"action": "append", "metavar": "KEY=VALUE"}),
+    ):
+        rep.add_argument(name, **kwargs)
+    rep.set_defaults(func=cmd_reproduce, seed=None)
     lister = sub.add_parser("list", help="list the bundled configs")
     lister.set_defaults(func=cmd_list)
     classical = sub.add_parser("classical", help="the classical experiments (logistic/softmax/linear regression)")

@@ -294,6 +294,8 @@ class DatasetSpec:
         expected_files: what must be under the data directory (named in the "not found" error).
         subtract_mean_image: subtract the training set's per-pixel mean image (the paper's CIFAR
             preprocessing) after ``x / 255``.
+        sizes: the official split's ``(training, test)`` examples and ``image_shape`` (C, H, W): what a run
+            costs, known without the files (``lipschitz-lr reproduce --dry-run``).
     """
 
     num_classes: int
@@ -301,6 +303,8 @@ class DatasetSpec:
     load: Callable[[Path, bool], RawSplits]
     expected_files: str
     subtract_mean_image: bool = False
+    sizes: tuple[int, int] = (0, 0)
+    image_shape: tuple[int, int, int] = (1, 28, 28)
 
 
 _MNIST_FILES = ", ".join(_MNIST_IDX)
@@ -311,13 +315,26 @@ _CIFAR_AUGMENTATION = Augmentation(shift=0.1, horizontal_flip=True)
 
 def _mnist_format(dataset: str, folder: str) -> DatasetSpec:
     return DatasetSpec(
-        10, _MNIST_AUGMENTATION, _mnist_format_loader(dataset, folder), f"{folder}/raw/ ({_MNIST_FILES})"
+        10,
+        _MNIST_AUGMENTATION,
+        _mnist_format_loader(dataset, folder),
+        f"{folder}/raw/ ({_MNIST_FILES})",
+        sizes=(60_000, 10_000),
+        image_shape=(1, 28, 28),
     )
 
 
 def _cifar(dataset: str, torchvision_class: str, num_classes: int) -> DatasetSpec:
     loader = _cifar_loader(dataset, torchvision_class)
-    return DatasetSpec(num_classes, _CIFAR_AUGMENTATION, loader, _cifar_files(dataset), subtract_mean_image=True)
+    return DatasetSpec(
+        num_classes,
+        _CIFAR_AUGMENTATION,
+        loader,
+        _cifar_files(dataset),
+        subtract_mean_image=True,
+        sizes=(50_000, 10_000),
+        image_shape=(3, 32, 32),
+    )
 
 
 #: The dataset registry: a config's ``dataset`` names one (test: ``tests/experiments/test_data.py``).
