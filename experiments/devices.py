@@ -15,16 +15,15 @@ AMP_MODES = ("off", "bf16", "fp16")
 
 
 def resolve_device(device: str) -> torch.device:
-    """``auto``, ``cpu``, ``cuda`` or ``cuda:N``, checked against this machine.
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N``, checked against this machine; ``cuda`` comes back as the
+    current device with its index (``cuda:0``), as the tensors on it name their device.
 
     ``auto`` is ``$LIPSCHITZ_LR_DEVICE`` when that is set (the test suite sets ``cpu``, so no test
     silently runs on a GPU), else CUDA when available, else the CPU.
     """
     if device == "auto":
-        override = os.environ.get(DEVICE_ENV, "").strip()
-        if not override or override == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        device = override
+        override = os.environ.get(DEVICE_ENV, "").strip() or "auto"
+        device = override if override != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     try:
         resolved = torch.device(device)
     except RuntimeError as error:
@@ -39,6 +38,8 @@ def resolve_device(device: str) -> torch.device:
             raise ValueError(
                 f"device={device!r}, but this machine has {count} CUDA device(s): cuda:0 to cuda:{count - 1}"
             )
+        if resolved.index is None:  # "cuda" is the current device, named: tensors report cuda:N, never "cuda"
+            resolved = torch.device("cuda", torch.cuda.current_device())
     return resolved
 
 

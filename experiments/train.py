@@ -161,7 +161,7 @@ class Trainer:
             logger.warning(
                 "--amp fp16 with LipschitzLR: prefer --amp bf16. fp16's range ends at 65504, so at the first "
                 "epochs' rates (about 3 on MNIST) the GradScaler can skip many steps as inf; bf16 has fp32's range "
-                "and needs no scaler. A skipped step advances neither the Keras decay nor the hook statistics."
+                "and needs no scaler. A skipped step does not advance the Keras decay or a per-step schedule."
             )
         self.adaptive: AdaptiveLR | None = None
         self.schedule: Any = None

@@ -177,3 +177,16 @@ def test_statistics_precision_prints_each_mode_against_fp32(data_dir):
         ("bf16", "True"),
     ]
     assert rows[0][5].strip() == "1.00000" and all(0.9 < float(row[5]) < 1.1 for row in rows)
+
+
+def test_the_gpu_check_runs_its_cpu_sections_in_smoke_mode(tmp_path, data_dir):
+    """benchmarks/gpu_check.py is run on a GPU when one is lent; here its CPU sections keep it working."""
+    command = [sys.executable, "benchmarks/gpu_check.py", "--smoke", "--device", "cpu", "--data-dir", str(data_dir)]
+    result = subprocess.run([*command, "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = (tmp_path / "gpu_check.md").read_text()
+    for heading in ("Environment", "GPU tests", "K_z by precision", "Exact resume", "MNIST rows of Table 1"):
+        assert f"## {heading}" in report
+    assert "skipped: needs CUDA" in report and "FAILED" not in report
+    assert "identical histories" in report and "| MNIST CNN, SGD, LipschitzLR | `mnist_sgd` | 99.50 |" in report
+    assert (tmp_path / "mnist_histories.tar.gz").stat().st_size > 0

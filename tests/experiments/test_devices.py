@@ -29,7 +29,9 @@ def test_resolve_device_checks_what_it_is_given(monkeypatch):
             resolve_device("cuda")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    assert resolve_device("cuda") == torch.device("cuda", 0)  # as a tensor on it names its device
     with pytest.raises(ValueError, match=r"device='cuda:2', but this machine has 2 CUDA device\(s\): cuda:0 to cuda:1"):
         resolve_device("cuda:2")
 

@@ -168,7 +168,7 @@ def test_learning_rate_free_baselines_train(tmp_path, data_dir, optimizer):
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])
 def test_mixed_precision_and_channels_last(tmp_path, data_dir, amp):
     """Autocast (GradScaler for fp16) with channels_last; the statistics stay float64 and finite."""
-    config = load_config(tiny_config(tmp_path, epochs=2, train_subset=256))
+    config = load_config(tiny_config(tmp_path, epochs=2, train_subset=128)).replace(test_subset=100)  # fp16: slow
     options = RunOptions(out_dir=tmp_path / amp, data_dir=data_dir, progress=False, amp=amp, channels_last=True)
     trainer = Trainer(config, options)
     history = trainer.run()
@@ -350,3 +350,14 @@ def test_a_batch_larger_than_the_training_set_is_refused(tmp_path, data_dir):
     with pytest.raises(ConfigError, match=r"batch_size=128 exceeds the training set \(100 examples\)"):
         Trainer(config, RunOptions(out_dir=tmp_path / "run", data_dir=data_dir, progress=False))
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_data_on_another_device_than_the_run_is_refused(tmp_path):
+    """statistics_subset.py loaded data on the CPU while the Trainer picked CUDA: a device error deep inside."""
+    from lipschitz_lr_experiments.data import DataSplits
+
+    meta = torch.empty(8, 1, 28, 28, device="meta")
+    data = DataSplits(meta, torch.zeros(8, dtype=torch.long), meta, torch.zeros(8, dtype=torch.long), 10, None)
+    config = load_config(tiny_config(tmp_path, epochs=1, train_subset=8)).replace(batch_size=8)
+    with pytest.raises(ValueError, match=r"the training images are on meta but the run trains on cpu"):
+        Trainer(config, RunOptions(out_dir=tmp_path / "run", device="cpu"), data=data)

@@ -126,7 +126,7 @@ def test_a_checkpoint_of_the_earlier_format_still_resumes(run_copy, data_dir):
     assert len(_run(config.replace(epochs=3), run, data_dir, resume=True)) == 3
 
 
-@pytest.mark.parametrize(("first", "then"), [("off", "fp16"), ("fp16", "bf16")])
+@pytest.mark.parametrize(("first", "then"), [("off", "fp16")])  # fp16 on a CPU is slow: the reported case only
 def test_a_resume_may_change_amp(tmp_path, data_dir, first, then, caplog):
     """It failed with "source state dict is empty" (the scaler's state of a run without fp16)."""
     config = _config(tmp_path, epochs=1, train_subset=128, test_subset=20)  # fp16 on a CPU is slow: one step
