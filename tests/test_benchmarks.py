@@ -158,11 +158,13 @@ def test_time_to_accuracy_refuses_a_broken_record(tmp_path):
 
 def test_statistics_subset_prints_each_subset_against_the_full_pass(data_dir):
     command = [sys.executable, "benchmarks/statistics_subset.py", "--data-dir", str(data_dir), "--train-subset", "512"]
-    command += ["--seeds", "0", "--trained-seeds", "--subsets", "1"]
+    command += ["--seeds", "0", "--trained-seeds", "0", "--subsets", "1", "--device", "cpu"]
     out = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True).stdout
     rows = [line.split("|") for line in out.splitlines() if line.startswith("| initial")]
     assert [row[2].strip() for row in rows] == ["2", "1"]  # 512 images: 2 batches of 256, then the first one
     assert rows[0][5].strip() == "1.000" and float(rows[1][5]) <= 1.0  # a subset's K_z never exceeds the full pass's
+    # after an epoch of training through the Trainer, on the device the data was loaded on
+    assert len([line for line in out.splitlines() if line.startswith("| after 1 epoch, seed 0 |")]) == 2
 
 
 def test_statistics_precision_prints_each_mode_against_fp32(data_dir):
