@@ -18,6 +18,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from lipschitz_lr.adaptive_lr import MOMENTUM_SEEDS, STATISTICS_SOURCES
+from lipschitz_lr.statistics import BATCHNORM_MODES
 
 from .data import DATASETS
 from .errors import ConfigError
@@ -57,10 +58,12 @@ class ExperimentConfig:
 
     ``loss`` is ``keras_cross_entropy`` (the authors' Keras loss, probabilities clipped to
     ``[1e-7, 1 - 1e-7]``; the reference) or ``cross_entropy`` (torch's, the clean choice).
-    ``statistics_batches`` limits LipschitzLR's reference pass to the first N batches of the training
-    set (``None``: all, the paper's definition). ``momentum_seed`` says how AdaMo's ``K1`` is seeded
-    from ``initial_lr`` (``"value"``: ``K1 = x`` as the authors' code; ``"reciprocal"``: ``K1 = 1/x``);
-    see ``AdaptiveLR``.
+    ``batchnorm`` is how BatchNorm normalises in LipschitzLR's pass: ``"running"`` (the default here: the
+    paper's eval pass, which the faithful configs reproduce) or ``"batch"`` (AdaptiveLR's own default,
+    each batch by its own statistics; see ``AdaptiveLR``). ``statistics_batches`` limits LipschitzLR's
+    reference pass to the first N batches of the training set (``None``: all, the paper's definition).
+    ``momentum_seed`` says how AdaMo's ``K1`` is seeded from ``initial_lr`` (``"value"``: ``K1 = x`` as
+    the authors' code; ``"reciprocal"``: ``K1 = 1/x``); see ``AdaptiveLR``.
     """
 
     name: str
@@ -79,6 +82,7 @@ class ExperimentConfig:
     keras_faithful: bool = True
     loss: str = "keras_cross_entropy"
     statistics: str = "reference"
+    batchnorm: str = "running"
     statistics_batches: int | None = None
     initial_lr: float | None = None
     momentum_seed: str = "value"
@@ -100,6 +104,7 @@ class ExperimentConfig:
             "statistics": STATISTICS_SOURCES,
             "loss": tuple(LOSSES),
             "momentum_seed": MOMENTUM_SEEDS,
+            "batchnorm": BATCHNORM_MODES,
         }
         for key, allowed in choices.items():
             value = getattr(self, key)

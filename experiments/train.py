@@ -177,6 +177,7 @@ class Trainer:
                 variant=OPTIMIZERS[config.optimizer].variant,
                 weight_decay=config.paper_lambda,
                 statistics=config.statistics,
+                batchnorm=config.batchnorm,
                 statistics_batches=config.statistics_batches,
                 batch_size=config.batch_size,
                 initial_lr=config.initial_lr,

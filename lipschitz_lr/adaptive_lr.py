@@ -23,6 +23,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from ._checks import beta, choice, finite_nonnegative, integer, real
 from .bounds import LOSSES, MSE_SIGNS, MSESign, loss_coefficient, second_moment_bound, weight_decay_bound
 from .statistics import (
+    BATCHNORM_MODES,
     BatchUnpacker,
     HeadHook,
     LipschitzStatistics,
@@ -43,6 +44,9 @@ logger = logging.getLogger(__name__)
 __all__ = ["AdaptiveLR", "EpochRecord"]
 
 STATISTICS_SOURCES: tuple[str, ...] = ("reference", "hook")
+#: A written learning rate outside this range is written with a warning (it comes from degenerate
+#: statistics far more often than from a network that wants it).
+SANE_LR_RANGE = (1e-6, 1e3)
 #: How ``initial_lr`` seeds AdaMo's ``K1``: ``"value"`` (``K1 = x``, the authors' code) or ``"reciprocal"`` (``1/x``).
 MOMENTUM_SEEDS: tuple[str, ...] = ("value", "reciprocal")
 
@@ -115,6 +119,7 @@ _CONFIG_KEYS = (
     "min_lrs",
     "max_lrs",
     "statistics_batches",
+    "batchnorm",
 )
 
 
@@ -127,6 +132,7 @@ def _checked_config(config: dict[str, Any], n_groups: int) -> dict[str, Any]:
     c["loss"] = choice("loss", c["loss"], LOSSES)
     c["momentum_seed"] = choice("momentum_seed", c["momentum_seed"], MOMENTUM_SEEDS)
     c["mse_sign"] = choice("mse_sign", c["mse_sign"], MSE_SIGNS)
+    c["batchnorm"] = choice("batchnorm", c["batchnorm"], BATCHNORM_MODES)
     if c["loss"] == "cross_entropy" and c["num_classes"] is None:
         raise ValueError("loss='cross_entropy' requires num_classes, got num_classes=None")
     if c["num_classes"] is not None:
@@ -247,6 +253,10 @@ def _guard_module_hooks() -> None:
         )
 
 
+def _has_batchnorm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
 def _set_lr(group: dict[str, Any], lr: float) -> None:
     if isinstance(group["lr"], Tensor):
         group["lr"].fill_(lr)
@@ -279,7 +289,8 @@ class AdaptiveLR(LRScheduler):
 
     The value is written into every ``param_group["lr"]``; each group keeps its ratio to the
     largest initial learning rate. A non-finite or non-positive learning rate is never written:
-    the previous one is kept and a warning is issued.
+    the previous one is kept and a warning is issued. A finite rate outside
+    :data:`SANE_LR_RANGE` is written with a warning that names the statistics behind it.
 
     Args:
         optimizer: the wrapped optimizer. For ``variant="momentum"`` with ``torch.optim.SGD``,
@@ -302,6 +313,13 @@ class AdaptiveLR(LRScheduler):
         variant: ``"sgd"`` (default), ``"momentum"`` (AdaMo), ``"rmsprop"`` or ``"adam"``.
         weight_decay: ``lambda`` of the L2 term (the paper's "weight decay"). Default 0.
         statistics: ``"reference"`` (default, an extra eval pass) or ``"hook"``.
+        batchnorm: how BatchNorm layers normalise in the reference pass (and in hook mode's epoch-0
+            pass). ``"batch"`` (default): each batch by its own statistics, as in training, with the
+            running statistics left untouched; safe from the first epoch. ``"running"``: their running
+            statistics (eval mode), the paper's convention; at initialisation these are 0 and 1, and
+            in many modern networks the head's inputs then nearly vanish (torchvision
+            mobilenet_v3_small: K_z 1e-7, a first rate of 1.6e8, against 5.6 and 3.2 with ``"batch"``).
+            The paper's ResNet-164 logged 2.3e-8 for its first epoch: the same artefact.
         head: the last linear layer; default the last ``nn.Linear`` of ``model``.
         batch_size: ``m``; default ``loader.batch_size``, else the largest batch seen.
         initial_lr: epoch-0 learning rate. ``None`` (default) computes it from the initial
@@ -366,6 +384,7 @@ class AdaptiveLR(LRScheduler):
         variant: str = "sgd",
         weight_decay: float = 0.0,
         statistics: str = "reference",
+        batchnorm: str = "batch",
         head: nn.Module | str | None = None,
         batch_size: int | None = None,
         initial_lr: float | None = None,
@@ -441,6 +460,7 @@ class AdaptiveLR(LRScheduler):
                 "min_lrs": min_lr,
                 "max_lrs": max_lr,
                 "statistics_batches": statistics_batches,
+                "batchnorm": batchnorm,
             },
             n_groups,
         )
@@ -570,6 +590,7 @@ class AdaptiveLR(LRScheduler):
                     unpack_batch=self._unpack_batch,
                     allow_empty=distributed,
                     max_batches=self.statistics_batches,
+                    batchnorm=self.batchnorm,
                 )
         else:
             return None
@@ -719,6 +740,21 @@ class AdaptiveLR(LRScheduler):
             note=note,
         )
         self.history.append(record)
+        low, high = SANE_LR_RANGE
+        if note != "guarded" and not low <= record.lr <= high:
+            hint = (
+                " BatchNorm layers normalised by their running statistics (batchnorm='running'), which at "
+                "initialisation are 0 and 1: batchnorm='batch' (the default) uses each batch's own."
+                if self.batchnorm == "running" and _has_batchnorm(self._model)
+                else ""
+            )
+            warnings.warn(
+                f"AdaptiveLR epoch {epoch}: the learning rate {record.lr:.3g} is outside [{low:g}, {high:g}] "
+                f"(K_z={k_z:.3g}, K={k:.3g}, head {type(self._head).__name__}): degenerate statistics?{hint} "
+                "initial_lr, min_lr and max_lr bound the rate",
+                RuntimeWarning,
+                stacklevel=_user_stacklevel(),
+            )
         logger.info(
             "AdaptiveLR epoch %d: K_z=%.6g max_weight_norm=%.6g K=%.6g lr=%.6g %s",
             epoch,
@@ -770,6 +806,7 @@ class AdaptiveLR(LRScheduler):
             "momentum_seed": self.momentum_seed,
             "hook_statistics": None,
             "statistics_batches": None,
+            "batchnorm": "running",  # a state saved before the option: its passes used the running statistics
             **state_dict,
         }
         missing = [key for key in (*self._STATE_KEYS, "history") if key not in state_dict]

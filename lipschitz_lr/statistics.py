@@ -17,6 +17,7 @@ and maxima stay on the device until the end of the pass (one host synchronisatio
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import os
@@ -34,6 +35,7 @@ __all__ = [
     "HeadHook",
     "LipschitzStatistics",
     "StatisticsAccumulator",
+    "BATCHNORM_MODES",
     "all_reduce_max",
     "collect_statistics",
     "default_unpack_batch",
@@ -420,6 +422,35 @@ def _module_modes(model: nn.Module) -> list[tuple[nn.Module, bool]]:
     return [(module, module.training) for module in model.modules()]
 
 
+#: How BatchNorm layers normalise during the reference pass (``collect_statistics(batchnorm=)``).
+BATCHNORM_MODES: tuple[str, ...] = ("batch", "running")
+
+
+def _normalise_by_batch(module: nn.Module, inputs: tuple[Any, ...]) -> None:
+    """Forward pre-hook: train-mode BatchNorm (the batch's own statistics) unless the batch has a single value
+    per channel, which train mode cannot normalise (such a batch uses the running statistics)."""
+    x = inputs[0]
+    module.training = isinstance(x, Tensor) and x.dim() >= 2 and x.shape[0] * math.prod(x.shape[2:]) > 1
+
+
+@contextlib.contextmanager
+def _batch_statistics(model: nn.Module) -> Iterator[None]:
+    """Inside, every BatchNorm layer of ``model`` normalises each batch by its own statistics (as in training)
+    while its running statistics are left as they were (saved and restored)."""
+    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [{name: buffer.clone() for name, buffer in m.named_buffers(recurse=False)} for m in layers]
+    handles = [m.register_forward_pre_hook(_normalise_by_batch) for m in layers]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+        with torch.no_grad():
+            for layer, buffers in zip(layers, saved, strict=True):
+                for name, value in buffers.items():
+                    getattr(layer, name).copy_(value)
+
+
 @torch.no_grad()
 def collect_statistics(
     model: nn.Module,
@@ -430,13 +461,18 @@ def collect_statistics(
     unpack_batch: BatchUnpacker = default_unpack_batch,
     allow_empty: bool = False,
     max_batches: int | None = None,
+    batchnorm: str = "running",
 ) -> LipschitzStatistics:
     """The reference pass: statistics of the head's inputs over every batch of ``loader``.
 
-    The model is put in eval mode (BatchNorm uses and keeps its running statistics, Dropout is
-    off), gradients are off, and every module's previous ``training`` flag is restored afterwards,
-    also on error. Batches are taken as the loader yields them (give it the clean training set,
-    in order, at the training batch size, partial last batch kept).
+    The model is put in eval mode (Dropout is off), gradients are off, and every module's previous
+    ``training`` flag is restored afterwards, also on error. BatchNorm layers use their running
+    statistics (``batchnorm="running"``, the paper's eval pass) or each batch's own statistics, as
+    in training, with their running statistics left untouched (``"batch"``; AdaptiveLR's default:
+    at initialisation the running statistics are 0 and 1, and in many modern networks the eval
+    pass then makes the head's inputs nearly vanish, K_z ~ 1e-8, and the rate absurd). Batches are
+    taken as the loader yields them (give it the clean training set, in order, at the training batch
+    size, partial last batch kept).
 
     Args:
         model: the network (a ``DistributedDataParallel`` wrapper is unwrapped, so that ranks with
@@ -449,6 +485,9 @@ def collect_statistics(
             with an empty shard must still reach the all-reduce).
         max_batches: read only the loader's first ``max_batches`` batches (a fixed subset: the
             cheaper pass for large datasets; not the paper's, whose ``K_z`` is over every batch).
+        batchnorm: ``"running"`` (default here, the paper's) or ``"batch"`` (see above). A
+            ``SyncBatchNorm`` in ``"batch"`` mode synchronises every batch across ranks, so every
+            rank must then see the same number of batches.
 
     Raises:
         ValueError: the loader is empty, or the head never ran during the pass.
@@ -468,21 +507,25 @@ def collect_statistics(
             current["called"] = True
             accumulator.update(head_input, output if isinstance(output, Tensor) else None, current.get("targets"))
 
+    if batchnorm not in BATCHNORM_MODES:
+        raise ValueError(f"unknown batchnorm {batchnorm!r}; expected one of {', '.join(BATCHNORM_MODES)}")
     handle = head_module.register_forward_hook(hook)
     model.eval()
     seen_batches = 0
+    normalisation = _batch_statistics(model) if batchnorm == "batch" else contextlib.nullcontext()
     try:
-        for batch in loader if max_batches is None else itertools.islice(loader, max_batches):
-            inputs, targets = unpack_batch(batch)
-            inputs = _to_device(inputs, device)
-            current.update(targets=targets, called=False)
-            model(inputs)
-            seen_batches += 1
-            if not current["called"]:
-                raise ValueError(
-                    f"the head ({type(head_module).__name__}) was never called during the forward "
-                    "pass; name the module whose inputs are the penultimate activations with head="
-                )
+        with normalisation:
+            for batch in loader if max_batches is None else itertools.islice(loader, max_batches):
+                inputs, targets = unpack_batch(batch)
+                inputs = _to_device(inputs, device)
+                current.update(targets=targets, called=False)
+                model(inputs)
+                seen_batches += 1
+                if not current["called"]:
+                    raise ValueError(
+                        f"the head ({type(head_module).__name__}) was never called during the forward "
+                        "pass; name the module whose inputs are the penultimate activations with head="
+                    )
     finally:
         handle.remove()
         for module, training in modes:

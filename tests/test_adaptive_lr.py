@@ -49,13 +49,18 @@ def perturb(model, seed):
 
 
 # --------------------------------------------------------------------------- numpy reference
-def numpy_statistics(model, data):
-    """Loop over batches in numpy: eval-mode forward of Linear-ReLU-BN-(Dropout off)-[head]."""
+def numpy_statistics(model, data, batchnorm="batch"):
+    """Loop over batches in numpy: the forward of Linear-ReLU-BN-(Dropout off)-[head], BN normalising by each
+    batch's own mean and (biased) variance (``"batch"``; a one-row batch by the running ones) or by the
+    running ones (``"running"``, the eval pass)."""
     sd = {k: v.detach().double().numpy() for k, v in model.state_dict().items()}
     k_z = s = 0.0
     for x, _ in data:
         h = np.maximum(x.double().numpy() @ sd["0.weight"].T + sd["0.bias"], 0.0)
-        a = (h - sd["2.running_mean"]) / np.sqrt(sd["2.running_var"] + 1e-5) * sd["2.weight"] + sd["2.bias"]
+        mean, var = sd["2.running_mean"], sd["2.running_var"]
+        if batchnorm == "batch" and h.shape[0] > 1:
+            mean, var = h.mean(axis=0), h.var(axis=0)
+        a = (h - mean) / np.sqrt(var + 1e-5) * sd["2.weight"] + sd["2.bias"]
         k_z = max(k_z, math.sqrt(float((a**2).sum())))
         s = max(s, math.sqrt(float((a**4).sum())))
     max_wt = max(math.sqrt(float((v**2).sum())) for k, v in sd.items() if "num_batches" not in k)
@@ -108,8 +113,9 @@ def numpy_lrs(
     ],
 )
 @pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("batchnorm", ["batch", "running"])
 @pytest.mark.filterwarnings("ignore:variant=:UserWarning")  # every variant's formula, driven through plain SGD
-def test_library_matches_numpy_reference(variant, options, seed):
+def test_library_matches_numpy_reference(variant, options, seed, batchnorm):
     model = make_model(seed)
     model.train()
     data = make_data(seed=seed)
@@ -117,11 +123,12 @@ def test_library_matches_numpy_reference(variant, options, seed):
         opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, dampening=0.9)
     else:
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    stats = [numpy_statistics(model, data)]
-    sched = AdaptiveLR(opt, model, data, num_classes=K_CLASSES, variant=variant, **options)
+    stats = [numpy_statistics(model, data, batchnorm)]
+    sched = AdaptiveLR(opt, model, data, num_classes=K_CLASSES, variant=variant, batchnorm=batchnorm, **options)
+    running = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
     for epoch in range(1, 5):
         perturb(model, seed=100 * seed + epoch)
-        stats.append(numpy_statistics(model, data))
+        stats.append(numpy_statistics(model, data, batchnorm))
         opt.step()
         sched.step()
     expected = numpy_lrs(
@@ -141,6 +148,7 @@ def test_library_matches_numpy_reference(variant, options, seed):
     assert opt.param_groups[0]["lr"] == pytest.approx(expected[-1], rel=1e-6)
     assert sched.get_last_lr() == [opt.param_groups[0]["lr"]]
     assert model.training
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in running.items())  # the passes left them alone
 
 
 def test_epoch_zero_uses_initial_weights_and_history_fields():

@@ -23,7 +23,8 @@ def test_epoch_zero_reference_sgd_lr_is_in_the_papers_scale(data_dir):
     for seed in range(5):
         torch.manual_seed(seed)  # as the Trainer does before building the model
         model = build_model("mnist_cnn", 10)
-        sched = AdaptiveLR(torch.optim.SGD(model.parameters(), lr=1e-3), model, loader, num_classes=10)
+        optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+        sched = AdaptiveLR(optimizer, model, loader, num_classes=10, batchnorm="running")  # the paper's pass
         lrs.append(sched.history[0].lr)
     print("epoch-0 reference SGD learning rates, seeds 0-4:", [f"{lr:.6g}" for lr in lrs])
     assert all(1.0 < lr < 5.0 for lr in lrs), lrs
