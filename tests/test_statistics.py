@@ -196,3 +196,33 @@ def test_the_statistics_loader_for_a_gpu_model_pins_memory_and_uses_workers():
     assert statistics_loader(dataset, 4, "cuda", num_workers=0).num_workers == 0  # the caller's word wins
     with pytest.raises(ValueError, match="in order and keeps every example"):
         statistics_loader(dataset, 4, shuffle=True)
+
+
+def test_the_batch_statistics_pass_leaves_batchnorm_as_it_found_it():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(0.5), nn.Linear(8, 3))
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    data = [(torch.randn(6, 5), None), (torch.randn(1, 5), None)]  # the last batch: one row
+    batch = collect_statistics(model, data, batchnorm="batch")
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in before.items())  # running stats, counter
+    assert model.training and model[1].training and model[3].training  # every flag restored
+    running = collect_statistics(model, data, batchnorm="running")
+    with torch.no_grad():  # the six-row batch, normalised by its own mean and biased variance
+        hidden = model[0](data[0][0])
+        normalised = (hidden - hidden.mean(0)) / torch.sqrt(hidden.var(0, unbiased=False) + 1e-5)
+        by_batch = torch.relu(normalised * model[1].weight + model[1].bias)
+    assert batch.k_z == pytest.approx(max(float(by_batch.norm()), _one_row_norm(model, data[1][0])), rel=1e-5)
+    assert batch.k_z != pytest.approx(running.k_z)
+    with pytest.raises(ValueError, match="unknown batchnorm 'train'"):
+        collect_statistics(model, data, batchnorm="train")
+
+
+def _one_row_norm(model, x):
+    """A one-row batch cannot be normalised by itself: the running statistics (eval mode) are used."""
+    model.eval()
+    try:
+        with torch.no_grad():
+            return float(model[2](model[1](model[0](x))).norm())
+    finally:
+        model.train()
