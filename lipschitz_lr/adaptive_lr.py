@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -37,6 +37,7 @@ from .statistics import (
     statistics_loader,
     unwrap_model,
 )
+from .statistics import call_model as default_call_model
 from .variants import VARIANTS, expected_variant
 
 logger = logging.getLogger(__name__)
@@ -351,7 +352,11 @@ class AdaptiveLR(LRScheduler):
             one is initialised with more than one rank. Every rank must call :meth:`step`.
         device: where to run the reference pass; default the model's device.
         unpack_batch: splits a batch into ``(inputs, targets)``; default handles tensors, tuples
-            and dicts with ``"input"``.
+            and dicts: targets under ``target``, ``targets``, ``label``, ``labels`` or ``y``, inputs under
+            ``input``, ``inputs`` or ``x``, else the dict's other keys as keyword inputs (a Hugging Face
+            batch works as it is). Floating inputs are cast to the model's dtype.
+        call_model: how the pass calls the model on the inputs; default ``model(**inputs)`` for a dict,
+            else ``model(inputs)``. For several positional inputs: ``lambda model, xs: model(*xs)``.
         last_epoch: as in every torch scheduler.
 
     Attributes:
@@ -405,6 +410,7 @@ class AdaptiveLR(LRScheduler):
         distributed: bool | None = None,
         device: torch.device | str | None = None,
         unpack_batch: BatchUnpacker | None = None,
+        call_model: Callable[[nn.Module, Any], Any] | None = None,
         last_epoch: int = -1,
     ) -> None:
         if statistics not in STATISTICS_SOURCES:
@@ -483,6 +489,7 @@ class AdaptiveLR(LRScheduler):
         self._head = find_head(unwrap_model(model), head)
         self._device = device
         self._unpack_batch = unpack_batch or default_unpack_batch
+        self._call_model = call_model or default_call_model
         self._distributed = distributed
         self._momentum_factors = self._momentum_mapping(optimizer) if variant == "momentum" else [1.0] * n_groups
         self._check_head_outputs()
@@ -588,6 +595,7 @@ class AdaptiveLR(LRScheduler):
                     head=self._head,
                     device=self._device,
                     unpack_batch=self._unpack_batch,
+                    call=self._call_model,
                     allow_empty=distributed,
                     max_batches=self.statistics_batches,
                     batchnorm=self.batchnorm,

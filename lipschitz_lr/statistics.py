@@ -22,7 +22,7 @@ import itertools
 import math
 import os
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,18 +31,22 @@ from torch import Tensor, nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 __all__ = [
+    "INPUT_KEYS",
+    "TARGET_KEYS",
     "BatchUnpacker",
     "HeadHook",
     "LipschitzStatistics",
     "StatisticsAccumulator",
     "BATCHNORM_MODES",
     "all_reduce_max",
+    "call_model",
     "collect_statistics",
     "default_unpack_batch",
     "find_head",
     "is_compiled",
     "max_weight_norm",
     "model_device",
+    "model_dtype",
     "statistics_loader",
     "unwrap_model",
 ]
@@ -171,11 +175,20 @@ def _norms(tensors: list[Tensor]) -> list[Tensor]:
         return [torch.linalg.vector_norm(t, dtype=torch.float64) for t in tensors]
 
 
+#: The keys a dict batch's targets are read from, first found first (``"labels"``: Hugging Face).
+TARGET_KEYS: tuple[str, ...] = ("target", "targets", "label", "labels", "y")
+#: The keys a dict batch's inputs are read from; a dict with none of them is keyword inputs as a whole.
+INPUT_KEYS: tuple[str, ...] = ("input", "inputs", "x")
+
+
 def default_unpack_batch(batch: Any) -> tuple[Any, Any | None]:
     """Split a batch into ``(inputs, targets)``.
 
-    A tensor is all inputs; a tuple or list is ``(inputs, targets, ...)``; a dict needs the key
-    ``"input"`` (and optionally ``"target"``). Pass ``unpack_batch=`` for anything else.
+    A tensor is all inputs; a tuple or list is ``(inputs, targets, ...)``. A dict's targets are under
+    the first of :data:`TARGET_KEYS` it has (``target``, ``targets``, ``label``, ``labels``, ``y``); its
+    inputs under the first of :data:`INPUT_KEYS` (``input``, ``inputs``, ``x``), else every other key
+    is a keyword input (a Hugging Face batch: ``input_ids``, ``attention_mask``, ...), and
+    :func:`call_model` calls ``model(**inputs)``. Pass ``unpack_batch=`` for anything else.
     """
     if isinstance(batch, Tensor):
         return batch, None
@@ -183,28 +196,56 @@ def default_unpack_batch(batch: Any) -> tuple[Any, Any | None]:
         if len(batch) == 0:
             raise ValueError("got an empty batch (a tuple or list with no elements)")
         return batch[0], (batch[1] if len(batch) > 1 else None)
-    if isinstance(batch, dict):
-        if "input" not in batch:
+    if isinstance(batch, Mapping):
+        target_key = next((key for key in TARGET_KEYS if key in batch), None)
+        targets = batch[target_key] if target_key is not None else None
+        input_key = next((key for key in INPUT_KEYS if key in batch), None)
+        if input_key is not None:
+            return batch[input_key], targets
+        inputs = {key: value for key, value in batch.items() if key not in TARGET_KEYS}
+        if not inputs:
             raise ValueError(
-                f"a dict batch needs the key 'input' (got keys {sorted(batch)}); pass "
-                "unpack_batch=<callable returning (inputs, targets)>"
+                f"a dict batch with keys {sorted(batch)} holds no inputs: name them {' or '.join(INPUT_KEYS)}, give "
+                "keyword inputs, or pass unpack_batch=<callable returning (inputs, targets)>"
             )
-        return batch["input"], batch.get("target")
+        return inputs, targets
     raise ValueError(
         f"cannot split a batch of type {type(batch).__name__} into (inputs, targets); pass "
         "unpack_batch=<callable returning (inputs, targets)>"
     )
 
 
-def _to_device(value: Any, device: torch.device | None) -> Any:
-    if device is None:
-        return value
+def call_model(model: nn.Module, inputs: Any) -> Any:
+    """How the reference pass calls the model: ``model(**inputs)`` for a dict of keyword inputs, else
+    ``model(inputs)``. Pass ``call_model=`` for another way (``lambda model, inputs: model(*inputs)``
+    for a model of several positional inputs, ``model(x, lengths)``)."""
+    if isinstance(inputs, Mapping):
+        return model(**inputs)
+    return model(inputs)
+
+
+def model_dtype(model: nn.Module) -> torch.dtype | None:
+    """The floating dtype of the model's first floating parameter (else buffer); None if it has none."""
+    for tensor in itertools.chain(model.parameters(), model.buffers()):
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return None
+
+
+def _to_device(value: Any, device: torch.device | None, dtype: torch.dtype | None = None) -> Any:
+    """``value``'s tensors on ``device`` (None: where they are), floating ones cast to ``dtype`` (the model's:
+    a float64 or bf16 model gets inputs of its own dtype; integer inputs such as token ids stay integers)."""
     if isinstance(value, Tensor):
-        return value.to(device, non_blocking=True)
+        cast = dtype if dtype is not None and value.is_floating_point() else value.dtype
+        return (
+            value
+            if device is None and cast == value.dtype
+            else value.to(device or value.device, cast, non_blocking=True)
+        )
     if isinstance(value, (tuple, list)):
-        return type(value)(_to_device(v, device) for v in value)
-    if isinstance(value, dict):
-        return {k: _to_device(v, device) for k, v in value.items()}
+        return type(value)(_to_device(v, device, dtype) for v in value)
+    if isinstance(value, Mapping):
+        return {k: _to_device(v, device, dtype) for k, v in value.items()}
     return value
 
 
@@ -250,8 +291,8 @@ class StatisticsAccumulator:
             else zero
         )
         target_tensor = _first_tensor(targets)
-        if target_tensor is not None and target_tensor.is_floating_point():
-            y = torch.linalg.vector_norm(target_tensor.detach().to(a.device, non_blocking=True), dtype=torch.float64)
+        if target_tensor is not None:  # integer targets too: counts regressed with MSE (class labels: unused)
+            y = torch.linalg.vector_norm(target_tensor.detach().to(a.device, torch.float64, non_blocking=True))
         else:
             y = zero
         rows = a.new_full((), float(a.shape[0]) if a.dim() > 0 else 1.0)
@@ -459,6 +500,7 @@ def collect_statistics(
     head: nn.Module | str | None = None,
     device: torch.device | str | None = None,
     unpack_batch: BatchUnpacker = default_unpack_batch,
+    call: Callable[[nn.Module, Any], Any] = call_model,
     allow_empty: bool = False,
     max_batches: int | None = None,
     batchnorm: str = "running",
@@ -480,7 +522,8 @@ def collect_statistics(
         loader: any iterable of batches.
         head: see :func:`find_head`.
         device: where to move inputs; default the device of the model's first parameter or buffer.
-        unpack_batch: splits a batch into (inputs, targets).
+        unpack_batch: splits a batch into (inputs, targets) (:func:`default_unpack_batch`).
+        call: calls the model on the inputs (:func:`call_model`: a dict as keyword arguments).
         allow_empty: return zeros for an empty loader instead of raising (a distributed rank
             with an empty shard must still reach the all-reduce).
         max_batches: read only the loader's first ``max_batches`` batches (a fixed subset: the
@@ -497,6 +540,7 @@ def collect_statistics(
     if device is None:
         device = model_device(model)
     device = torch.device(device) if device is not None else None
+    dtype = model_dtype(model)
     modes = _module_modes(model)
     accumulator = StatisticsAccumulator()
     current: dict[str, Any] = {}
@@ -517,9 +561,9 @@ def collect_statistics(
         with normalisation:
             for batch in loader if max_batches is None else itertools.islice(loader, max_batches):
                 inputs, targets = unpack_batch(batch)
-                inputs = _to_device(inputs, device)
+                inputs = _to_device(inputs, device, dtype)
                 current.update(targets=targets, called=False)
-                model(inputs)
+                call(model, inputs)
                 seen_batches += 1
                 if not current["called"]:
                     raise ValueError(

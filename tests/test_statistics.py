@@ -152,8 +152,45 @@ def test_dict_batches_targets_and_custom_unpack():
     assert stats.output_norm == pytest.approx(float(model(x).detach().double().norm()), rel=1e-6)
     stats2 = collect_statistics(model, [("ignored", x)], unpack_batch=lambda b: (b[1], None))
     assert stats2.k_z == pytest.approx(stats.k_z)
-    with pytest.raises(ValueError, match="needs the key 'input'"):
-        collect_statistics(model, [{"x": x}])
+    for inputs_key, targets_key in (("x", "y"), ("inputs", "labels"), ("input", "label"), ("x", "targets")):
+        other = collect_statistics(model, [{inputs_key: x, targets_key: y}])
+        assert (other.k_z, other.target_norm) == (stats.k_z, stats.target_norm), (inputs_key, targets_key)
+    with pytest.raises(ValueError, match=r"a dict batch with keys \['labels'\] holds no inputs"):
+        collect_statistics(model, [{"labels": y}])
+
+
+def test_integer_targets_count_for_the_target_norm():
+    """Integer count targets regressed with MSE left target_norm at 0 (lr 0.745 instead of 0.0185)."""
+    model = nn.Sequential(nn.Linear(3, 5), nn.ReLU(), nn.Linear(5, 1))
+    counts = torch.tensor([[3], [0], [4], [12]])
+    stats = collect_statistics(model, [(torch.randn(4, 3), counts)])
+    assert stats.target_norm == pytest.approx(13.0)
+
+
+class KeywordModel(nn.Module):
+    """A model called with keyword inputs, as a Hugging Face model is (``input_ids``, ``attention_mask``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed, self.head = nn.Embedding(10, 4), nn.Linear(4, 2)
+
+    def forward(self, input_ids, attention_mask):
+        hidden = (self.embed(input_ids) * attention_mask.unsqueeze(-1)).sum(1)
+        return self.head(hidden)
+
+
+def test_keyword_inputs_several_inputs_and_the_models_dtype():
+    torch.manual_seed(0)
+    model = KeywordModel()
+    ids, mask = torch.randint(0, 10, (3, 5)), torch.ones(3, 5)
+    stats = collect_statistics(model, [{"input_ids": ids, "attention_mask": mask, "labels": torch.tensor([0, 1, 1])}])
+    with torch.no_grad():
+        expected = (model.embed(ids) * mask.unsqueeze(-1)).sum(1)
+    assert stats.k_z == pytest.approx(float(expected.double().norm()), rel=1e-6) and stats.batch_rows == 3
+    positional = collect_statistics(model, [((ids, mask), None)], call=lambda m, xs: m(*xs))
+    assert positional.k_z == pytest.approx(stats.k_z)
+    double = nn.Sequential(nn.Linear(3, 5), nn.ReLU(), nn.Linear(5, 2)).double()  # float32 batches cast to it
+    assert collect_statistics(double, [torch.randn(4, 3)]).k_z > 0
 
 
 def test_hook_matches_reference_pass_without_bn_dropout_and_fixed_weights():
