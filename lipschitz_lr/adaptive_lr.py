@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -180,10 +180,15 @@ def _checked_config(config: dict[str, Any], n_groups: int) -> dict[str, Any]:
 
 
 def _shuffles(loader: Any) -> bool:
-    """Whether a loader visits its data in a random order (a DataLoader's RandomSampler, a
-    shuffling DistributedSampler, or a loader with ``shuffle=True`` such as ``TensorBatches``)."""
+    """Whether a loader visits its data in a random order (a DataLoader's random, subset-random or weighted
+    sampler, a shuffling DistributedSampler, or a loader with ``shuffle=True`` such as ``TensorBatches``)."""
     sampler = getattr(loader, "sampler", None)
-    if isinstance(sampler, torch.utils.data.RandomSampler) or getattr(sampler, "shuffle", False) is True:
+    random_samplers = (
+        torch.utils.data.RandomSampler,
+        torch.utils.data.SubsetRandomSampler,
+        torch.utils.data.WeightedRandomSampler,
+    )
+    if isinstance(sampler, random_samplers) or getattr(sampler, "shuffle", False) is True:
         return True
     return getattr(loader, "shuffle", False) is True
 
@@ -254,8 +259,33 @@ def _guard_module_hooks() -> None:
         )
 
 
+def _in_proportion(value: float | Sequence[float] | None, optimizer: Optimizer) -> Any:
+    """One clamp value as one per group: the value for the group with the largest initial learning rate, the
+    others scaled by their ratio to it (a list of values, or None, is returned as it is)."""
+    if value is None or isinstance(value, (list, tuple)):
+        return value
+    initial = [float(group.get("initial_lr", group["lr"])) for group in optimizer.param_groups]
+    largest = max(initial)
+    return [value * lr / largest if largest > 0 else value for lr in initial]
+
+
 def _has_batchnorm(model: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def _momentum_factor(optimizer: Optimizer, group: dict[str, Any], index: int) -> float:
+    """The EMA-momentum mapping of one group: ``(1 - b) / (1 - d)`` for torch's SGD, 1 otherwise."""
+    if not isinstance(optimizer, torch.optim.SGD):
+        return 1.0
+    momentum = float(group.get("momentum", 0.0))
+    dampening = float(group.get("dampening", 0.0))
+    if momentum <= 0:
+        raise ValueError(
+            f"variant='momentum' needs an SGD optimizer with momentum > 0, got momentum={momentum!r} in group {index}"
+        )
+    if dampening >= 1:
+        raise ValueError(f"requires dampening < 1 for variant='momentum', got dampening={dampening!r}")
+    return (1.0 - momentum) / (1.0 - dampening)
 
 
 def _set_lr(group: dict[str, Any], lr: float) -> None:
@@ -338,7 +368,9 @@ class AdaptiveLR(LRScheduler):
         keras_decay: also divide the learning rate every optimizer step by ``1 + lambda * t``,
             ``t`` the global iteration count, as the authors' Keras code did through the
             optimizer's ``decay`` argument. Default False (clean); True for faithful reproduction.
-        min_lr, max_lr: clamps, one value or one per group. Default none.
+        min_lr, max_lr: clamps. One value clamps the group with the largest initial learning rate and the
+            others in proportion, so the groups keep their ratios; a list gives one clamp per group.
+            Default none. Groups added later (``optimizer.add_param_group``) take their ratio, unclamped.
         tau: quantile level, required for ``loss="quantile"``.
         num_outputs, average_outputs: for ``loss="mae"``.
         mse_sign: ``"plus"`` (valid bound, default) or ``"minus"`` (authors' code).
@@ -422,6 +454,11 @@ class AdaptiveLR(LRScheduler):
                 raise ValueError("dataset= requires batch_size (m, the training batch size), got batch_size=None")
             device_for_loader = device if device is not None else model_device(unwrap_model(model))
             loader = statistics_loader(dataset, integer("batch_size", batch_size, 1), device_for_loader)
+        if isinstance(loader, Iterator):
+            raise ValueError(
+                f"the statistics loader is an iterator ({type(loader).__name__}): it is used up after one pass, so "
+                "every later epoch would see no batch; give a re-iterable loader (a DataLoader, a list of batches)"
+            )
         if statistics == "reference" and loader is None:
             raise ValueError("statistics='reference' requires a loader of the training set, got loader=None")
         if statistics == "hook" and loader is None and initial_lr is None:
@@ -432,6 +469,8 @@ class AdaptiveLR(LRScheduler):
         if loss == "mse" and statistics == "hook" and target_norm is None:
             raise ValueError("loss='mse' with statistics='hook' requires target_norm (forward hooks see no targets)")
         n_groups = len(optimizer.param_groups)
+        if n_groups > 1:  # one clamp value caps the largest group; the others in proportion, keeping the ratios
+            min_lr, max_lr = (_in_proportion(value, optimizer) for value in (min_lr, max_lr))
         if n_groups == 0:
             raise ValueError(
                 f"requires an optimizer with at least one param group, got {type(optimizer).__name__} with none "
@@ -502,6 +541,8 @@ class AdaptiveLR(LRScheduler):
                 stacklevel=_user_stacklevel(),
             )
         self._warned_batch_rows = False
+        self._warned_per_batch = False
+        self._steps_since_step = 0
         self._hook_removed = False
         self._hook: HeadHook | None = HeadHook(self._head, optimizer) if statistics == "hook" else None
         if self._hook is not None and is_compiled(model):
@@ -513,22 +554,29 @@ class AdaptiveLR(LRScheduler):
 
     @staticmethod
     def _momentum_mapping(optimizer: Optimizer) -> list[float]:
-        factors = []
-        for i, group in enumerate(optimizer.param_groups):
-            if isinstance(optimizer, torch.optim.SGD):
-                momentum = float(group.get("momentum", 0.0))
-                dampening = float(group.get("dampening", 0.0))
-                if momentum <= 0:
-                    raise ValueError(
-                        "variant='momentum' needs an SGD optimizer with momentum > 0, "
-                        f"got momentum={momentum!r} in group {i}"
-                    )
-                if dampening >= 1:
-                    raise ValueError(f"requires dampening < 1 for variant='momentum', got dampening={dampening!r}")
-                factors.append((1.0 - momentum) / (1.0 - dampening))
-            else:
-                factors.append(1.0)
-        return factors
+        return [_momentum_factor(optimizer, group, i) for i, group in enumerate(optimizer.param_groups)]
+
+    def _sync_groups(self) -> None:
+        """Take in param groups added after construction (``optimizer.add_param_group``, gradual unfreezing):
+        each keeps its ratio of its initial learning rate to the largest initial one, with no clamp."""
+        groups = self.optimizer.param_groups
+        added = groups[len(self.base_lrs) :]
+        if not added or not hasattr(self, "_ratios"):
+            return
+        largest = max(float(lr) for lr in self.base_lrs)
+        reference = self._epoch_lrs[self._ratios.index(1.0)] / self._momentum_factors[self._ratios.index(1.0)]
+        for offset, group in enumerate(added, start=len(self.base_lrs)):
+            initial = float(group.setdefault("initial_lr", float(group["lr"])))
+            factor = _momentum_factor(self.optimizer, group, offset) if self.variant == "momentum" else 1.0
+            self.base_lrs.append(initial)
+            self._ratios.append(initial / largest)
+            self._momentum_factors.append(factor)
+            self.min_lrs.append(0.0)
+            self.max_lrs.append(math.inf)
+            self._epoch_lrs.append(reference * factor * initial / largest)
+            self._last_lr.append(self._epoch_lrs[-1] * self._keras_factor())
+            _set_lr(group, self._last_lr[-1])
+        logger.info("AdaptiveLR: %d param group(s) added after construction take their ratio", len(added))
 
     def _check_head_outputs(self) -> None:
         outputs = getattr(self._head, "out_features", None)
@@ -612,10 +660,16 @@ class AdaptiveLR(LRScheduler):
                     "registered does not run it (pytorch/pytorch#117758): create AdaptiveLR before the first "
                     "compiled call, call torch._dynamo.reset() once it is created, or use statistics='reference'"
                 )
+            frozen = (
+                ". The head is in eval mode, and the hook records only training-mode passes (a frozen head, as in "
+                "a linear probe, never trains): use statistics='reference', or model.train() before the epoch"
+                if self._hook is not None and not self._head.training
+                else ""
+            )
             raise ValueError(
                 f"no batch reached the head ({type(self._head).__name__}) during epoch {epoch}: "
                 "with statistics='hook', step() must follow an epoch of training forward passes; "
-                f"otherwise the loader is empty{compiled}"
+                f"otherwise the loader is empty{frozen}{compiled}"
             )
         self._check_batch_rows(stats, epoch)
         return stats
@@ -667,8 +721,10 @@ class AdaptiveLR(LRScheduler):
         return 1.0 / (1.0 + self.weight_decay * self._iteration) if self.keras_decay else 1.0
 
     def _before_optimizer_step(self, optimizer: Optimizer, args: Any, kwargs: Any) -> None:
+        self._steps_since_step += 1
         if not self.keras_decay or not self._epoch_lrs:
             return
+        self._sync_groups()
         factor = self._keras_factor()
         for group, lr in zip(optimizer.param_groups, self._epoch_lrs, strict=True):
             _set_lr(group, lr * factor)
@@ -687,6 +743,8 @@ class AdaptiveLR(LRScheduler):
         """
         if epoch is not None:
             raise ValueError(f"AdaptiveLR.step() takes no epoch (the LR depends on the model), got epoch={epoch!r}")
+        self._warn_per_batch_steps()
+        self._steps_since_step = 0
         self._advance(self.last_epoch + 1)
         super().step()
 
@@ -705,10 +763,25 @@ class AdaptiveLR(LRScheduler):
         factor = self._keras_factor()
         return [lr * factor for lr in self._epoch_lrs]
 
+    def _warn_per_batch_steps(self) -> None:
+        """Reference mode, ``step()`` after a single optimizer step (Lightning's ``interval="step"``) while the
+        loader has many batches: every such call is a full pass over the loader. Said once."""
+        batches = len(self._loader) if self._loader is not None and hasattr(self._loader, "__len__") else 0
+        if self._hook is None and self._steps_since_step == 1 and batches >= 8 and not self._warned_per_batch:
+            self._warned_per_batch = True
+            warnings.warn(
+                f"AdaptiveLR.step() after one optimizer step, but in reference mode every step() is a full pass "
+                f"over the statistics loader ({batches} batches): call it once per epoch (Lightning: "
+                "interval='epoch'), or use statistics='hook' to update every N optimizer steps",
+                UserWarning,
+                stacklevel=_user_stacklevel(),
+            )
+
     def _advance(self, epoch: int) -> None:
         """Epoch ``epoch``'s statistics, bounds and learning rates (into ``_epoch_lrs`` and :attr:`history`)."""
         if not hasattr(self, "_ratios"):  # the first step, from LRScheduler.__init__
             self._ratios = self._group_ratios()
+        self._sync_groups()
         stats = self._collect(epoch)
         if stats is None:
             k_z = s_max = weight = k = s = math.nan

@@ -356,6 +356,11 @@ def _discard_for_other_optimizers(optimizer: torch.optim.Optimizer, args: Any, k
             hook.discard()
 
 
+def _no_optimizer() -> None:
+    """The optimizer of a detached :class:`HeadHook` copy: none."""
+    return None
+
+
 class HeadHook:
     """Forward hook on the head that feeds a :class:`StatisticsAccumulator`.
 
@@ -426,6 +431,13 @@ class HeadHook:
         for handle in self._handles:
             handle.remove()
         _LIVE_HOOKS.discard(self)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A pickled or deep-copied model (``torch.save(model)``, an EMA copy) carries this hook as a detached,
+        disabled copy: no handles, no optimizer, so it never feeds anyone's statistics."""
+        state = self.__dict__.copy()
+        state.update(_handles=[], enabled=False, _optimizer=_no_optimizer)
+        return state
 
     def __enter__(self) -> HeadHook:
         return self

@@ -780,3 +780,82 @@ def test_a_model_on_the_meta_device_and_an_optimizer_without_groups_are_refused(
     optimizer.param_groups.clear()
     with pytest.raises(ValueError, match="at least one param group, got SGD with none"):
         AdaptiveLR(optimizer, model, make_data(), num_classes=K_CLASSES)
+
+
+def test_param_groups_added_after_construction_take_their_ratio():
+    """Gradual unfreezing: optimizer.add_param_group crashed step() ("zip() argument 2 is shorter")."""
+    model = make_model()
+    opt = torch.optim.SGD(list(model[0].parameters()), lr=0.1)
+    sched = AdaptiveLR(opt, model, make_data(), num_classes=K_CLASSES, weight_decay=1e-3, keras_decay=True)
+    train_epoch(model, opt, make_data())
+    opt.add_param_group({"params": list(model[4].parameters()), "lr": 0.05})
+    train_epoch(model, opt, make_data())  # the Keras decay's step hook meets the new group first
+    sched.step()
+    first, added = (group["lr"] for group in opt.param_groups)
+    assert added == pytest.approx(first / 2) and len(sched.state_dict()["base_lrs"]) == 2
+
+
+def test_one_clamp_value_keeps_the_groups_ratios():
+    model = make_model()
+    opt = torch.optim.SGD([{"params": model[0].parameters(), "lr": 0.1}, {"params": model[4].parameters(), "lr": 0.01}])
+    sched = AdaptiveLR(opt, model, make_data(), num_classes=K_CLASSES, max_lr=1e-3)
+    assert sched.history[0].note == "clamped"
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([1e-3, 1e-4])
+
+
+def test_an_iterator_as_loader_is_refused_and_any_random_sampler_warns():
+    model = make_model()
+    with pytest.raises(ValueError, match=r"the statistics loader is an iterator \(generator\)"):
+        AdaptiveLR(torch.optim.SGD(model.parameters(), lr=0.1), model, (b for b in make_data()), num_classes=K_CLASSES)
+    dataset = torch.utils.data.TensorDataset(torch.randn(16, 6), torch.randint(0, K_CLASSES, (16,)))
+    sampler = torch.utils.data.SubsetRandomSampler(range(16))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=8, sampler=sampler)
+    with pytest.warns(UserWarning, match="shuffles"):
+        AdaptiveLR(torch.optim.SGD(model.parameters(), lr=0.1), model, loader, num_classes=K_CLASSES)
+
+
+def test_reference_steps_after_every_optimizer_step_warn_once():
+    """Lightning's interval='step' ran a full pass per batch without a word."""
+    model = make_model()
+    data = make_data(n_batches=8, last=8)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = AdaptiveLR(opt, model, data, num_classes=K_CLASSES)
+    with pytest.warns(UserWarning, match=r"after one optimizer step, .*8 batches\): call it once per epoch"):
+        for x, y in data[:3]:
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+            sched.step()
+    assert sched._warned_per_batch
+
+
+def test_a_model_in_hook_mode_pickles_and_its_copies_feed_no_statistics():
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = AdaptiveLR(opt, model, make_data(), num_classes=K_CLASSES, statistics="hook")
+    buffer = io.BytesIO()
+    torch.save(model, buffer)  # "Can't pickle local object 'HeadHook.__init__.<locals>.<lambda>'"
+    buffer.seek(0)
+    restored = torch.load(buffer, weights_only=False)
+    ema = copy.deepcopy(model)
+    train_epoch(ema, torch.optim.SGD(ema.parameters(), lr=0.1), make_data())  # the copy's passes
+    restored.train()
+    restored(make_data()[0][0])
+    assert sched._hook.accumulator.num_batches == 0 and sched._hook.pending.num_batches == 0
+    train_epoch(model, opt, make_data())
+    sched.step()
+    assert sched.history[-1].k_z > 0
+
+
+def test_hook_mode_with_a_head_in_eval_mode_says_why():
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = AdaptiveLR(opt, model, make_data(), num_classes=K_CLASSES, statistics="hook")
+    model.train()
+    model[4].eval()  # a frozen head (a linear probe's)
+    for x, y in make_data():
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    with pytest.raises(ValueError, match="The head is in eval mode, and the hook records only training-mode passes"):
+        sched.step()
