@@ -121,6 +121,7 @@ _CONFIG_KEYS = (
     "max_lrs",
     "statistics_batches",
     "batchnorm",
+    "warmup_steps",
 )
 
 
@@ -146,6 +147,7 @@ def _checked_config(config: dict[str, Any], n_groups: int) -> dict[str, Any]:
             raise ValueError(f"requires a finite, positive initial_lr, got initial_lr={c['initial_lr']!r}")
     if c["batch_size"] is not None:
         c["batch_size"] = integer("batch_size", c["batch_size"], 1)
+    c["warmup_steps"] = integer("warmup_steps", c["warmup_steps"], 0)
     if c["statistics_batches"] is not None:
         c["statistics_batches"] = integer("statistics_batches", c["statistics_batches"], 1)
     if c["target_norm"] is not None:
@@ -269,6 +271,15 @@ def _in_proportion(value: float | Sequence[float] | None, optimizer: Optimizer) 
     return [value * lr / largest if largest > 0 else value for lr in initial]
 
 
+#: What to do instead of composing AdaptiveLR with torch's SequentialLR or ChainedScheduler (which write the
+#: learning rate between AdaptiveLR's writes: a warm-up ignored, or 1/K multiplied).
+_COMPOSED = (
+    "AdaptiveLR sets the learning rate itself and is not composable with SequentialLR or ChainedScheduler; "
+    "for a warm-up use AdaptiveLR(warmup_steps=N), a linear ramp over the first N optimizer steps towards the "
+    "computed rate"
+)
+
+
 def _has_batchnorm(model: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
@@ -368,6 +379,11 @@ class AdaptiveLR(LRScheduler):
         keras_decay: also divide the learning rate every optimizer step by ``1 + lambda * t``,
             ``t`` the global iteration count, as the authors' Keras code did through the
             optimizer's ``decay`` argument. Default False (clean); True for faithful reproduction.
+        warmup_steps: a linear warm-up over the first ``N`` optimizer steps: step ``t`` uses the computed
+            rate times ``min(1, (t + 1) / N)``, towards whatever rate each epoch computes, in reference
+            and hook mode alike; saved in ``state_dict``. Default 0 (none, the paper's). AdaptiveLR
+            cannot be composed with torch's ``SequentialLR``/``ChainedScheduler`` (they write the rate
+            between its writes): it refuses a rate it did not write, naming this option.
         min_lr, max_lr: clamps. One value clamps the group with the largest initial learning rate and the
             others in proportion, so the groups keep their ratios; a list gives one clamp per group.
             Default none. Groups added later (``optimizer.add_param_group``) take their ratio, unclamped.
@@ -431,6 +447,7 @@ class AdaptiveLR(LRScheduler):
         eps: float = 1e-7,
         bias_correction: bool = False,
         keras_decay: bool = False,
+        warmup_steps: int = 0,
         min_lr: float | Sequence[float] | None = None,
         max_lr: float | Sequence[float] | None = None,
         tau: float | None = None,
@@ -506,6 +523,7 @@ class AdaptiveLR(LRScheduler):
                 "max_lrs": max_lr,
                 "statistics_batches": statistics_batches,
                 "batchnorm": batchnorm,
+                "warmup_steps": warmup_steps,
             },
             n_groups,
         )
@@ -574,7 +592,7 @@ class AdaptiveLR(LRScheduler):
             self.min_lrs.append(0.0)
             self.max_lrs.append(math.inf)
             self._epoch_lrs.append(reference * factor * initial / largest)
-            self._last_lr.append(self._epoch_lrs[-1] * self._keras_factor())
+            self._last_lr.append(self._epoch_lrs[-1] * self._step_factor())
             _set_lr(group, self._last_lr[-1])
         logger.info("AdaptiveLR: %d param group(s) added after construction take their ratio", len(added))
 
@@ -717,19 +735,46 @@ class AdaptiveLR(LRScheduler):
                 k2 /= 1.0 - self.beta2**self._num_updates
         return variant.learning_rate(k, k1, k2, k_z, self.eps), ""
 
-    def _keras_factor(self) -> float:
-        return 1.0 / (1.0 + self.weight_decay * self._iteration) if self.keras_decay else 1.0
+    def _step_factor(self) -> float:
+        """The factor on the epoch's rates at optimizer step ``_iteration``: the Keras decay
+        ``1 / (1 + lambda t)`` and the warm-up ``min(1, (t + 1) / warmup_steps)``."""
+        keras = 1.0 / (1.0 + self.weight_decay * self._iteration) if self.keras_decay else 1.0
+        warmup = min(1.0, (self._iteration + 1) / self.warmup_steps) if self.warmup_steps else 1.0
+        return keras * warmup
+
+    def _check_rates_are_ours(self, when: str) -> None:
+        """Refuse a learning rate that someone else wrote since this scheduler's last write."""
+        for index, (group, ours) in enumerate(zip(self.optimizer.param_groups, self._last_lr, strict=True)):
+            current = float(group["lr"])
+            if not math.isclose(current, ours, rel_tol=1e-9, abs_tol=1e-15):
+                raise ValueError(
+                    f"AdaptiveLR wrote lr={ours!r} into param group {index}, but it holds {current!r} {when}: "
+                    f"another scheduler or the training code changed it. {_COMPOSED}"
+                )
 
     def _before_optimizer_step(self, optimizer: Optimizer, args: Any, kwargs: Any) -> None:
         self._steps_since_step += 1
-        if not self.keras_decay or not self._epoch_lrs:
+        if not self._epoch_lrs:
             return
         self._sync_groups()
-        factor = self._keras_factor()
-        for group, lr in zip(optimizer.param_groups, self._epoch_lrs, strict=True):
-            _set_lr(group, lr * factor)
+        self._check_rates_are_ours("at this optimizer step")
+        if self.keras_decay or (self.warmup_steps and self._iteration <= self.warmup_steps):
+            factor = self._step_factor()
+            for group, lr in zip(optimizer.param_groups, self._epoch_lrs, strict=True):
+                _set_lr(group, lr * factor)
+            self._last_lr = [float(lr * factor) for lr in self._epoch_lrs]
         self._iteration += 1
-        self._last_lr = [float(lr * factor) for lr in self._epoch_lrs]
+
+    def _initial_step(self) -> None:
+        if getattr(self, "_initial_step_done", False):  # SequentialLR's second initial step
+            raise ValueError(f"AdaptiveLR cannot be composed with other schedulers. {_COMPOSED}")
+        self._initial_step_done = True
+        super()._initial_step()
+
+    def _update_lr(self, epoch: int | None = None) -> None:
+        if epoch is not None:  # SequentialLR switching to this scheduler at its milestone
+            raise ValueError(f"AdaptiveLR cannot be composed with other schedulers. {_COMPOSED}")
+        super()._update_lr(epoch)
 
     # ------------------------------------------------------------------ scheduler API
 
@@ -742,9 +787,14 @@ class AdaptiveLR(LRScheduler):
         depends on the weights, not on the epoch number).
         """
         if epoch is not None:
-            raise ValueError(f"AdaptiveLR.step() takes no epoch (the LR depends on the model), got epoch={epoch!r}")
+            raise ValueError(
+                f"AdaptiveLR.step() takes no epoch (the LR depends on the model), got epoch={epoch!r}. {_COMPOSED}"
+            )
         self._warn_per_batch_steps()
         self._steps_since_step = 0
+        if self._epoch_lrs:
+            self._sync_groups()
+            self._check_rates_are_ours("at step()")
         self._advance(self.last_epoch + 1)
         super().step()
 
@@ -760,7 +810,7 @@ class AdaptiveLR(LRScheduler):
                 UserWarning,
                 stacklevel=2,
             )
-        factor = self._keras_factor()
+        factor = self._step_factor()
         return [lr * factor for lr in self._epoch_lrs]
 
     def _warn_per_batch_steps(self) -> None:
@@ -888,6 +938,7 @@ class AdaptiveLR(LRScheduler):
             "hook_statistics": None,
             "statistics_batches": None,
             "batchnorm": "running",  # a state saved before the option: its passes used the running statistics
+            "warmup_steps": 0,
             **state_dict,
         }
         missing = [key for key in (*self._STATE_KEYS, "history") if key not in state_dict]

@@ -859,3 +859,56 @@ def test_hook_mode_with_a_head_in_eval_mode_says_why():
         opt.step()
     with pytest.raises(ValueError, match="The head is in eval mode, and the hook records only training-mode passes"):
         sched.step()
+
+
+@pytest.mark.parametrize("statistics", ["reference", "hook"])
+def test_warmup_ramps_each_optimizer_step_towards_the_computed_rate_and_resumes(statistics):
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    data = make_data()  # 4 batches an epoch
+    sched = AdaptiveLR(opt, model, data, num_classes=K_CLASSES, statistics=statistics, warmup_steps=6)
+    rate = sched.history[0].lr
+    assert opt.param_groups[0]["lr"] == pytest.approx(rate / 6)
+    used = []
+    opt.register_step_pre_hook(lambda o, *_: used.append(o.param_groups[0]["lr"]))  # after AdaptiveLR's hook
+    train_epoch(model, opt, data)
+    assert used == pytest.approx([rate * t / 6 for t in (1, 2, 3, 4)])
+    sched.step()
+    state = copy.deepcopy(sched.state_dict())
+    second = sched.history[-1].lr
+    train_epoch(model, opt, data)
+    assert used[4:] == pytest.approx([second * 5 / 6, second, second, second])
+    resumed = AdaptiveLR(opt, model, data, num_classes=K_CLASSES, statistics=statistics)
+    with pytest.warns(UserWarning, match="warmup_steps 0 -> 6"):  # the step count and warmup_steps travel
+        resumed.load_state_dict(state)
+    assert resumed.warmup_steps == 6 and resumed._iteration == 4
+
+
+def _composite_setup():
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    return model, opt, AdaptiveLR(opt, model, make_data(), num_classes=K_CLASSES)
+
+
+def test_sequential_and_chained_schedulers_are_refused_pointing_to_warmup():
+    """SequentialLR warmed up to the nominal lr, then jumped to a stale 1/K; ChainedScheduler ignored the warm-up
+    or multiplied 1/K (training blew up)."""
+    sched = torch.optim.lr_scheduler
+    model, opt, adaptive = _composite_setup()
+    with pytest.raises(ValueError, match=r"not composable with SequentialLR or ChainedScheduler; .*warmup_steps"):
+        sched.SequentialLR(opt, [adaptive, sched.LinearLR(opt, 0.1, total_iters=2)], milestones=[2])
+
+    model, opt, adaptive = _composite_setup()
+    linear = sched.LinearLR(opt, 0.1, total_iters=2)
+    sched.SequentialLR(opt, [linear, adaptive], milestones=[2])
+    with pytest.raises(ValueError, match=r"holds .* at this optimizer step: another scheduler.*warmup_steps"):
+        train_epoch(model, opt, make_data())
+
+    for order in ("adaptive first", "adaptive last"):
+        model, opt, adaptive = _composite_setup()
+        linear = sched.LinearLR(opt, 0.1, total_iters=2)
+        chained = sched.ChainedScheduler([adaptive, linear] if order == "adaptive first" else [linear, adaptive])
+        with pytest.raises(ValueError, match="another scheduler or the training code changed it"):
+            train_epoch(model, opt, make_data())
+            chained.step()
+            train_epoch(model, opt, make_data())
