@@ -190,7 +190,7 @@ def syncs(check: Check) -> list[str]:
 
 def _trainer(check: Check, name: str, out: Path, epochs: int = 2, **options: object) -> Trainer:
     """A Trainer of the bundled config ``name`` on the first images of the check's MNIST."""
-    n_train, n_test = (1024, 200) if check.args.smoke else (10_000, 2000)
+    n_train, n_test = (512, 100) if check.args.smoke else (10_000, 2000)
     config = load_config(name).replace(epochs=epochs, train_subset=n_train, test_subset=n_test)
     run_options = RunOptions(out_dir=out, device=str(check.device), progress=False, tensorboard=False, **options)
     data = check.data

@@ -54,7 +54,7 @@ def test_the_estimate_counts_the_statistics_pass_and_scales_with_epochs():
 
 
 def _rows(tmp_path, epochs):
-    common = {"epochs": epochs, "train_subset": 384, "test_subset": 100}
+    common = {"epochs": epochs, "train_subset": 256, "test_subset": 100}
     return [
         str(write_tiny_config(tmp_path / "tiny_a.toml", **common)),
         str(write_tiny_config(tmp_path / "tiny_b.toml", optimizer="sgd", schedule="constant", **common)),

@@ -11,7 +11,7 @@ from lipschitz_lr_experiments.run_dir import RunDirectory, RunDirError
 from lipschitz_lr_experiments.run_lock import LockError, break_lock, hold_lock, read_lock
 
 PROCESSES = 8
-ROUNDS = 12
+ROUNDS = 8
 BARRIER_TIMEOUT_S = 120  # a bound on a hung round, not a speed requirement
 
 
