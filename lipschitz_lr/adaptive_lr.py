@@ -31,6 +31,7 @@ from .statistics import (
     collect_statistics,
     default_unpack_batch,
     find_head,
+    head_from_forward,
     is_compiled,
     max_weight_norm,
     model_device,
@@ -362,7 +363,13 @@ class AdaptiveLR(LRScheduler):
             in many modern networks the head's inputs then nearly vanish (torchvision
             mobilenet_v3_small: K_z 1e-7, a first rate of 1.6e8, against 5.6 and 3.2 with ``"batch"``).
             The paper's ResNet-164 logged 2.3e-8 for its first epoch: the same artefact.
-        head: the last linear layer; default the last ``nn.Linear`` of ``model``.
+        head: the module whose inputs are the penultimate activations, or its dotted name. Default: the
+            ``nn.Linear`` that produces the model's output in a forward pass of the loader's first batch
+            (without a loader, the last ``nn.Linear`` registered); logged with its name. For a head
+            applied per token (inputs batch x tokens x features), ``m`` counts every (batch, token)
+            row, as a loss averaged over tokens does. A convolution is refused as head; for a
+            functional head (``F.linear``, a cosine classifier) name an ``nn.Identity()`` placed
+            before it.
         batch_size: ``m``; default ``loader.batch_size``, else the largest batch seen.
         initial_lr: epoch-0 learning rate. ``None`` (default) computes it from the initial
             weights. A value is used for epoch 0 as is; for ``"momentum"`` it also seeds ``K1``
@@ -543,10 +550,10 @@ class AdaptiveLR(LRScheduler):
         self._model = model
         self._loader = loader
         self._statistics_source = statistics
-        self._head = find_head(unwrap_model(model), head)
         self._device = device
         self._unpack_batch = unpack_batch or default_unpack_batch
         self._call_model = call_model or default_call_model
+        self._head, self._head_name = self._find_head(unwrap_model(model), head, loader)
         self._distributed = distributed
         self._momentum_factors = self._momentum_mapping(optimizer) if variant == "momentum" else [1.0] * n_groups
         self._check_head_outputs()
@@ -569,6 +576,22 @@ class AdaptiveLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     # ------------------------------------------------------------------ helpers
+
+    def _find_head(self, model: nn.Module, head: nn.Module | str | None, loader: Any) -> tuple[nn.Module, str]:
+        """The head: as named, else the ``nn.Linear`` that produces the output in a forward pass of the loader's
+        first batch, else (no loader) the last ``nn.Linear`` registered. Logged with its name."""
+        found = None
+        if head is None and loader is not None and any(isinstance(m, nn.Linear) for m in model.modules()):
+            first = next(iter(loader), None)
+            if first is not None:
+                found = head_from_forward(
+                    model, first, unpack_batch=self._unpack_batch, call=self._call_model, device=self._device
+                )
+        module = found or find_head(model, head)
+        name = next((n for n, m in model.named_modules() if m is module), type(module).__name__) or "(the model)"
+        how = "named" if head is not None else "the output layer of a forward pass" if found else "the last nn.Linear"
+        logger.info("AdaptiveLR head: %s = %s (%s)", name, module, how)
+        return module, name
 
     @staticmethod
     def _momentum_mapping(optimizer: Optimizer) -> list[float]:
@@ -600,8 +623,9 @@ class AdaptiveLR(LRScheduler):
         outputs = getattr(self._head, "out_features", None)
         if self.loss == "cross_entropy" and isinstance(outputs, int) and outputs != self.num_classes:
             raise ValueError(
-                f"num_classes={self.num_classes} but the head ({type(self._head).__name__}) has {outputs} outputs; "
-                "num_classes is k in the bound (k-1)/(k m) and must equal the number of logits"
+                f"num_classes={self.num_classes} but the head {self._head_name!r} ({self._head}) has {outputs} "
+                "outputs; num_classes is k in the bound (k-1)/(k m) and must equal the number of logits. If that "
+                "layer is not the output layer, name the right one: head='<dotted name>'"
             )
 
     def _check_optimizer_family(self, optimizer: Optimizer) -> None:

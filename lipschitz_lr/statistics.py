@@ -43,6 +43,7 @@ __all__ = [
     "collect_statistics",
     "default_unpack_batch",
     "find_head",
+    "head_from_forward",
     "is_compiled",
     "max_weight_norm",
     "model_device",
@@ -123,12 +124,14 @@ def find_head(model: nn.Module, head: nn.Module | str | None = None) -> nn.Modul
     Args:
         model: the network.
         head: ``None`` for the last ``nn.Linear`` in ``model.modules()`` order (registration
-            order), a module of ``model``, or the dotted name of one (``"classifier.fc"``).
+            order), a module of ``model``, or the dotted name of one (``"classifier.fc"``). Any module
+            will do: for a functional head (``F.linear``, a cosine classifier), put an ``nn.Identity()``
+            before it in ``forward`` and name that (its inputs are the penultimate activations).
 
     Raises:
         ValueError: the model has no ``nn.Linear``, or ``head`` is not part of the model.
     """
-    if head is None:
+    if head is None:  # AdaptiveLR first asks the forward pass (head_from_forward); this is the fallback
         linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
         if not linears:
             raise ValueError(
@@ -147,6 +150,50 @@ def find_head(model: nn.Module, head: nn.Module | str | None = None) -> nn.Modul
             raise ValueError(f"head={type(head).__name__} is not a module of {type(model).__name__}")
         return head
     raise ValueError(f"head must be None, an nn.Module or a dotted name, got {head!r}")
+
+
+def _output_tensor(output: Any) -> Tensor | None:
+    """The tensor a model's output stands for: itself, its ``logits`` (Hugging Face), else its first tensor."""
+    if isinstance(output, Tensor):
+        return output
+    logits = output.get("logits") if isinstance(output, Mapping) else getattr(output, "logits", None)
+    if isinstance(logits, Tensor):
+        return logits
+    return _first_tensor(list(output.values()) if isinstance(output, Mapping) else output)
+
+
+@torch.no_grad()
+def head_from_forward(
+    model: nn.Module,
+    batch: Any,
+    *,
+    unpack_batch: BatchUnpacker | None = None,
+    call: Callable[[nn.Module, Any], Any] | None = None,
+    device: torch.device | str | None = None,
+) -> nn.Module | None:
+    """The ``nn.Linear`` that produces the model's output, found by one forward pass of ``batch`` (eval mode,
+    no grad, every module's mode restored): the one whose output is the model's output (or its ``logits``),
+    else the last one called. None when no ``nn.Linear`` ran. Unlike registration order, this finds a head
+    declared first in ``__init__``."""
+    model = unwrap_model(model)
+    calls: list[tuple[nn.Module, Any]] = []
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    handles = [m.register_forward_hook(lambda module, inputs, output: calls.append((module, output))) for m in linears]
+    modes = _module_modes(model)
+    model.eval()
+    try:
+        inputs, _ = (unpack_batch or default_unpack_batch)(batch)
+        inputs = _to_device(inputs, device or model_device(model), model_dtype(model))
+        output = _output_tensor((call or call_model)(model, inputs))
+    finally:
+        for handle in handles:
+            handle.remove()
+        for module, training in modes:
+            module.training = training
+    for module, produced in reversed(calls):
+        if produced is output:
+            return module
+    return calls[-1][0] if calls else None
 
 
 @torch.no_grad()
@@ -295,7 +342,9 @@ class StatisticsAccumulator:
             y = torch.linalg.vector_norm(target_tensor.detach().to(a.device, torch.float64, non_blocking=True))
         else:
             y = zero
-        rows = a.new_full((), float(a.shape[0]) if a.dim() > 0 else 1.0)
+        # m's rows: every leading position, so a head applied per token (batch x tokens x features) counts
+        # batch * tokens, whichever of the two comes first
+        rows = a.new_full((), float(math.prod(a.shape[:-1])) if a.dim() > 1 else float(a.shape[0]) if a.dim() else 1.0)
         self._fold(torch.stack([k_z, s, out, y, rows, torch.ones_like(zero)]))
 
     def merge(self, other: StatisticsAccumulator) -> None:
@@ -559,6 +608,13 @@ def collect_statistics(
 
     def hook(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
         head_input = _first_tensor(inputs)
+        if head_input is not None and head_input.dim() > 2 and isinstance(module, nn.modules.conv._ConvNd):
+            raise ValueError(
+                f"the head ({type(module).__name__}) is a convolution, whose inputs are feature maps "
+                f"{tuple(head_input.shape)}: the bound is for a linear layer on (batch, features), and K_z over a "
+                "whole feature map is not its K_z. Name the layer after the pooling as head, or an nn.Identity() "
+                "placed on the pooled features"
+            )
         if head_input is not None:
             current["called"] = True
             accumulator.update(head_input, output if isinstance(output, Tensor) else None, current.get("targets"))

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from lipschitz_lr import AdaptiveLR, EpochRecord
+from lipschitz_lr import AdaptiveLR, EpochRecord, collect_statistics
 
 K_CLASSES = 4
 
@@ -405,9 +405,44 @@ def test_error_head_never_reached():
         def forward(self, x):
             return self.body(x)
 
-    model = WithUnusedLayer()
+    model = WithUnusedLayer()  # the forward pass finds the real head; registration order would not
+    assert _build(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1))._head is model.body[4]
     with pytest.raises(ValueError, match="never called during the forward pass"):
-        _build(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+        _build(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1), head="unused")
+
+
+def test_the_head_is_the_output_layer_of_the_forward_pass_and_named(caplog):
+    """A head declared first in __init__: registration order picked an inner Linear (BCE lr 2.25 vs 5.39)."""
+
+    class HeadFirst(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.classifier = nn.Linear(16, K_CLASSES)
+            self.body = nn.Sequential(nn.Linear(6, 32), nn.ReLU(), nn.Linear(32, 16), nn.ReLU())
+
+        def forward(self, x):
+            return self.classifier(self.body(x))
+
+    torch.manual_seed(0)
+    model = HeadFirst()
+    with caplog.at_level("INFO", logger="lipschitz_lr"):
+        sched = _build(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+    assert sched._head is model.classifier
+    assert "AdaptiveLR head: classifier = Linear(in_features=16, out_features=4" in caplog.text
+    assert "the output layer of a forward pass" in caplog.text
+
+
+def test_a_convolution_as_head_is_refused_and_token_heads_count_every_token():
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, K_CLASSES, 1), nn.Flatten(), nn.Linear(4, 2))
+    data = [(torch.randn(2, 1, 4, 4), torch.zeros(2, dtype=torch.long))]
+    with pytest.raises(ValueError, match=r"the head \(Conv2d\) is a convolution.*Name the layer after the pooling"):
+        AdaptiveLR(torch.optim.SGD(model.parameters(), lr=0.1), model, data, num_classes=K_CLASSES, head="2")
+    tagger = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, K_CLASSES))  # per token: (batch, tokens, 5)
+    tokens = [(torch.randn(3, 7, 5), torch.zeros(3, 7, dtype=torch.long))]
+    sched = AdaptiveLR(torch.optim.SGD(tagger.parameters(), lr=0.1), tagger, tokens, num_classes=K_CLASSES)
+    assert collect_statistics(tagger, tokens).batch_rows == 3 * 7  # m: every (batch, token) row
+    k_z = sched.history[0].k_z
+    assert sched.history[0].lr == pytest.approx(1 / ((K_CLASSES - 1) / (K_CLASSES * 21) * k_z), rel=1e-6)
 
 
 def test_error_negative_lambda():
@@ -477,7 +512,7 @@ def test_a_shuffling_statistics_loader_warns():
 
 def test_num_classes_must_match_the_heads_outputs():
     model = make_model()
-    with pytest.raises(ValueError, match=r"num_classes=1000 but the head \(Linear\) has 4 outputs"):
+    with pytest.raises(ValueError, match=r"num_classes=1000 but the head '4' \(Linear\(.*\)\) has 4 outputs.*head="):
         AdaptiveLR(torch.optim.SGD(model.parameters(), lr=0.1), model, make_data(), num_classes=1000)
 
 
