@@ -19,38 +19,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from lipschitz_lr.losses import KERAS_EPSILON, keras_cross_entropy
 
 from .registry import Registry
 
 __all__ = ["KERAS_EPSILON", "LOSSES", "LossSpec", "keras_cross_entropy"]
 
-#: Keras' ``backend.epsilon()`` default.
-KERAS_EPSILON = 1e-7
-
 LossFn = Callable[..., Tensor]
-
-
-def keras_cross_entropy(logits: Tensor, targets: Tensor, reduction: str = "mean", eps: float = KERAS_EPSILON) -> Tensor:
-    """Cross-entropy as Keras 2.2 computes it on softmax outputs: ``-log(clip(p_y, eps, 1 - eps))``.
-
-    Only the true class's probability enters (the one-hot target zeroes the other terms, and
-    their gradients), so this gathers ``p_y`` instead of summing over classes.
-
-    Example:
-        >>> logits = torch.tensor([[0.0, 0.0], [40.0, -40.0]])
-        >>> keras_cross_entropy(logits, torch.tensor([0, 1]), reduction="none")
-        tensor([ 0.6931, 16.1181])
-    """
-    if reduction not in ("mean", "sum", "none"):
-        raise ValueError(f"requires reduction 'mean', 'sum' or 'none', got {reduction=}")
-    p_y = torch.softmax(logits.float(), dim=1).gather(1, targets.long().unsqueeze(1)).squeeze(1)
-    losses = -torch.log(p_y.clamp(eps, 1.0 - eps))
-    if reduction == "mean":
-        return losses.mean()
-    return losses.sum() if reduction == "sum" else losses
 
 
 def _torch_cross_entropy(logits: Tensor, targets: Tensor, reduction: str = "mean") -> Tensor:

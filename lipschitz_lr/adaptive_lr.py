@@ -391,6 +391,9 @@ class AdaptiveLR(LRScheduler):
             and hook mode alike; saved in ``state_dict``. Default 0 (none, the paper's). AdaptiveLR
             cannot be composed with torch's ``SequentialLR``/``ChainedScheduler`` (they write the rate
             between its writes): it refuses a rate it did not write, naming this option.
+        warmup_epochs: the same over whole epochs, counted as ``warmup_epochs * len(loader)`` optimizer
+            steps (the statistics loader is the training set at the training batch size: one batch per
+            step; with gradient accumulation give ``warmup_steps``). Saved as ``warmup_steps``.
         min_lr, max_lr: clamps. One value clamps the group with the largest initial learning rate and the
             others in proportion, so the groups keep their ratios; a list gives one clamp per group.
             Default none. Groups added later (``optimizer.add_param_group``) take their ratio, unclamped.
@@ -455,6 +458,7 @@ class AdaptiveLR(LRScheduler):
         bias_correction: bool = False,
         keras_decay: bool = False,
         warmup_steps: int = 0,
+        warmup_epochs: int = 0,
         min_lr: float | Sequence[float] | None = None,
         max_lr: float | Sequence[float] | None = None,
         tau: float | None = None,
@@ -478,6 +482,16 @@ class AdaptiveLR(LRScheduler):
                 raise ValueError("dataset= requires batch_size (m, the training batch size), got batch_size=None")
             device_for_loader = device if device is not None else model_device(unwrap_model(model))
             loader = statistics_loader(dataset, integer("batch_size", batch_size, 1), device_for_loader)
+        if warmup_epochs:
+            integer("warmup_epochs", warmup_epochs, 0)
+            if warmup_steps:
+                raise ValueError(f"give warmup_steps or warmup_epochs, not both, got {warmup_steps=}, {warmup_epochs=}")
+            if not hasattr(loader, "__len__"):
+                raise ValueError(
+                    "warmup_epochs counts epochs in the statistics loader's batches, which this loader does not say "
+                    f"(no len()); give warmup_steps=<optimizer steps> instead, got {warmup_epochs=}"
+                )
+            warmup_steps = warmup_epochs * len(loader)
         if isinstance(loader, Iterator):
             raise ValueError(
                 f"the statistics loader is an iterator ({type(loader).__name__}): it is used up after one pass, so "

@@ -947,3 +947,12 @@ def test_sequential_and_chained_schedulers_are_refused_pointing_to_warmup():
             train_epoch(model, opt, make_data())
             chained.step()
             train_epoch(model, opt, make_data())
+
+
+def test_warmup_over_epochs_counts_the_loaders_batches():
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = AdaptiveLR(opt, model, make_data(), num_classes=K_CLASSES, warmup_epochs=2)  # 4 batches an epoch
+    assert sched.warmup_steps == 8 and opt.param_groups[0]["lr"] == pytest.approx(sched.history[0].lr / 8)
+    with pytest.raises(ValueError, match="give warmup_steps or warmup_epochs, not both"):
+        AdaptiveLR(opt, model, make_data(), num_classes=K_CLASSES, warmup_epochs=2, warmup_steps=3)
