@@ -20,7 +20,25 @@ def test_the_section_has_every_setting():
         "torch.compile",
         "A learning-rate finder",
         "A learning rate every N optimizer steps",
+        "torchvision and timm",
+        "Hugging Face",
     ]
+
+
+def test_torchvision_with_the_defaults(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    namespace = run_snippet("torchvision and timm", {"__name__": "readme"})
+    scheduler, model = namespace["scheduler"], namespace["model"]
+    assert scheduler._head is model.classifier[3] and scheduler.warmup_steps == 4
+    assert len(scheduler.history) == 3 and all(1e-6 <= r.lr <= 1e3 for r in scheduler.history)
+
+
+def test_hugging_face_batches_as_they_are(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    namespace = run_snippet("Hugging Face", {"__name__": "readme"})
+    scheduler, model = namespace["scheduler"], namespace["model"]
+    assert scheduler._head is model.classifier and scheduler.history[0].k_z > 0
+    assert len(scheduler.history) == 3 and all(1e-6 <= r.lr <= 1e3 for r in scheduler.history)
 
 
 def test_plain_loop(plain_loop):
