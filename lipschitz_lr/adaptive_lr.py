@@ -367,9 +367,9 @@ class AdaptiveLR(LRScheduler):
             ``nn.Linear`` that produces the model's output in a forward pass of the loader's first batch
             (without a loader, the last ``nn.Linear`` registered); logged with its name. For a head
             applied per token (inputs batch x tokens x features), ``m`` counts every (batch, token)
-            row, as a loss averaged over tokens does. A convolution is refused as head; for a
-            functional head (``F.linear``, a cosine classifier) name an ``nn.Identity()`` placed
-            before it.
+            row, as a loss averaged over tokens does (an explicit ``batch_size`` is taken as given).
+            A convolution is refused as head; for a functional head (``F.linear``, a cosine
+            classifier) name an ``nn.Identity()`` placed before it.
         batch_size: ``m``; default ``loader.batch_size``, else the largest batch seen.
         initial_lr: epoch-0 learning rate. ``None`` (default) computes it from the initial
             weights. A value is used for epoch 0 as is; for ``"momentum"`` it also seeds ``K1``
@@ -580,6 +580,7 @@ class AdaptiveLR(LRScheduler):
                 stacklevel=_user_stacklevel(),
             )
         self._warned_batch_rows = False
+        self._batch_size_inferred = batch_size is None  # read off the loader: examples, not tokens
         self._warned_per_batch = False
         self._steps_since_step = 0
         self._hook_removed = False
@@ -653,9 +654,21 @@ class AdaptiveLR(LRScheduler):
                 stacklevel=_user_stacklevel(),
             )
 
+    def _per_token(self, stats: LipschitzStatistics) -> bool:
+        """A head applied per token: ``m`` was read off the loader (examples per batch), and the largest batch
+        reached the head as a whole multiple of it (examples x tokens rows)."""
+        rows, m = stats.batch_rows, self.batch_size
+        return self._batch_size_inferred and m is not None and rows > m and rows % m == 0
+
+    def _rows_per_batch(self, stats: LipschitzStatistics) -> float:
+        """``m`` of the bound: the batch size, or every (example, token) row of a per-token head's batch."""
+        return stats.batch_rows if self.batch_size is None or self._per_token(stats) else self.batch_size
+
     def _check_batch_rows(self, stats: LipschitzStatistics, epoch: int) -> None:
         """Warn (once) when the largest batch the statistics saw is not ``m`` rows."""
         if self.batch_size is None or stats.batch_rows == self.batch_size or self._warned_batch_rows:
+            return
+        if self._per_token(stats):
             return
         self._warned_batch_rows = True
         warnings.warn(
@@ -741,7 +754,7 @@ class AdaptiveLR(LRScheduler):
         target_norm = self.target_norm if self.target_norm is not None else stats.target_norm
         c = loss_coefficient(
             self.loss,
-            self.batch_size or stats.batch_rows,
+            self._rows_per_batch(stats),
             num_classes=self.num_classes,
             tau=self.tau,
             num_outputs=self.num_outputs,

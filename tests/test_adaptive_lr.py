@@ -956,3 +956,15 @@ def test_warmup_over_epochs_counts_the_loaders_batches():
     assert sched.warmup_steps == 8 and opt.param_groups[0]["lr"] == pytest.approx(sched.history[0].lr / 8)
     with pytest.raises(ValueError, match="give warmup_steps or warmup_epochs, not both"):
         AdaptiveLR(opt, model, make_data(), num_classes=K_CLASSES, warmup_epochs=2, warmup_steps=3)
+
+
+def test_a_per_token_head_fed_by_a_data_loader_counts_tokens_without_a_warning():
+    """A time-major or batch-major token head: m read off the loader is examples; the rows are examples x tokens."""
+    tagger = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, K_CLASSES))
+    dataset = torch.utils.data.TensorDataset(torch.randn(6, 7, 5), torch.zeros(6, 7, dtype=torch.long))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sched = AdaptiveLR(torch.optim.SGD(tagger.parameters(), lr=0.1), tagger, loader, num_classes=K_CLASSES)
+    k_z = sched.history[0].k_z
+    assert sched.history[0].lr == pytest.approx(1 / ((K_CLASSES - 1) / (K_CLASSES * 21) * k_z), rel=1e-6)
