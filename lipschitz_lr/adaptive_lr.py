@@ -361,7 +361,8 @@ class AdaptiveLR(LRScheduler):
             running statistics left untouched; safe from the first epoch. ``"running"``: their running
             statistics (eval mode), the paper's convention; at initialisation these are 0 and 1, and
             in many modern networks the head's inputs then nearly vanish (torchvision
-            mobilenet_v3_small: K_z 1e-7, a first rate of 1.6e8, against 5.6 and 3.2 with ``"batch"``).
+            mobilenet_v3_small: K_z 1e-7, a first rate of 1.7e8, against 5.5 and 3.2 with ``"batch"``;
+            ``benchmarks/batchnorm_modes.py``).
             The paper's ResNet-164 logged 2.3e-8 for its first epoch: the same artefact.
         head: the module whose inputs are the penultimate activations, or its dotted name. Default: the
             ``nn.Linear`` that produces the model's output in a forward pass of the loader's first batch
