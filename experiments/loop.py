@@ -59,42 +59,24 @@ def train_epoch(
     AdaptiveLR's Keras decay (an optimizer step hook) does. ``progress(step, mean_loss, accuracy)`` is
     called every 10 steps and at the last (it reads device values: a sync).
     """
-    taken = [False]
-    handle = optimizer.register_step_post_hook(lambda *_: taken.__setitem__(0, True)) if after_step else None
-    try:
-        return _train_epoch(model, optimizer, scaler, batches, amp, channels_last, loss_fn, after_step, progress, taken)
-    finally:
-        if handle is not None:
-            handle.remove()
-
-
-def _train_epoch(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler,
-    batches: TensorBatches,
-    amp: str,
-    channels_last: bool,
-    loss_fn: LossFn,
-    after_step: Callable[[], None] | None,
-    progress: Callable[[int, float, float], None] | None,
-    taken: list[bool],
-) -> tuple[float, float, int]:
+    # on the optimizer's own step: a step the GradScaler skips never calls optimizer.step(), nor this
+    handle = optimizer.register_step_post_hook(lambda *_: after_step()) if after_step is not None else None
     model.train()
     loss_sum = torch.zeros((), dtype=torch.float64, device=batches.images.device)
     correct = torch.zeros((), dtype=torch.long, device=batches.images.device)
     seen = 0
     last = len(batches) - 1
-    for step, (x, y) in enumerate(batches):
-        taken[0] = False
-        loss, logits = train_step(model, optimizer, scaler, x, y, amp, channels_last, loss_fn)
-        if after_step is not None and taken[0]:
-            after_step()
-        loss_sum += loss.detach().double() * y.shape[0]
-        correct += (logits.argmax(dim=1) == y).sum()
-        seen += y.shape[0]
-        if progress is not None and (step % 10 == 0 or step == last):
-            progress(step, float(loss_sum) / seen, float(correct) / seen)
+    try:
+        for step, (x, y) in enumerate(batches):
+            loss, logits = train_step(model, optimizer, scaler, x, y, amp, channels_last, loss_fn)
+            loss_sum += loss.detach().double() * y.shape[0]
+            correct += (logits.argmax(dim=1) == y).sum()
+            seen += y.shape[0]
+            if progress is not None and (step % 10 == 0 or step == last):
+                progress(step, float(loss_sum) / seen, float(correct) / seen)
+    finally:
+        if handle is not None:
+            handle.remove()
     return float(loss_sum), float(correct), seen
 
 
