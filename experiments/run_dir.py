@@ -182,13 +182,7 @@ class RunDirectory:
         """
         if resume and overwrite:
             raise RunDirError("--resume continues a run and --overwrite replaces it: give one of them")
-        if self.path.is_symlink() and not self.path.exists():
-            raise RunDirError(
-                f"the output path {self.path} is a symbolic link to {os.readlink(self.path)}, which does not exist; "
-                "create its target or choose another --out"
-            )
-        if self.path.exists() and not self.path.is_dir():
-            raise RunDirError(f"the output path {self.path} is a file, not a directory; choose another --out")
+        self._check_path()
         if self.path.is_dir() and not self._locked:
             try:
                 check_unlocked(self.path)
@@ -210,6 +204,16 @@ class RunDirectory:
                 "--overwrite to replace it, or another --out"
             )
         return False
+
+    def _check_path(self) -> None:
+        """Refuse an output path that cannot be a directory: a dangling symbolic link, or a file."""
+        if self.path.is_symlink() and not self.path.exists():
+            raise RunDirError(
+                f"the output path {self.path} is a symbolic link to {os.readlink(self.path)}, which does not exist; "
+                "create its target or choose another --out"
+            )
+        if self.path.exists() and not self.path.is_dir():
+            raise RunDirError(f"the output path {self.path} is a file, not a directory; choose another --out")
 
     def prepare(self, *, resume: bool, overwrite: bool) -> bool:
         """:meth:`check`, then (``overwrite``) delete the run's files; call it while holding :meth:`lock`.
@@ -235,7 +239,7 @@ class RunDirectory:
     def lock(self) -> Iterator[None]:
         """Create the directory and hold its lock while the run writes (:mod:`lipschitz_lr_experiments.run_lock`);
         :class:`RunDirError` if another run that may be alive holds it."""
-        self.check(resume=False, overwrite=True)  # the path can be a directory (a symlink or a file named)
+        self._check_path()
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as error:
