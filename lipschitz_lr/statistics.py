@@ -179,17 +179,14 @@ def head_from_forward(
     calls: list[tuple[nn.Module, Any]] = []
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     handles = [m.register_forward_hook(lambda module, inputs, output: calls.append((module, output))) for m in linears]
-    modes = _module_modes(model)
-    model.eval()
     try:
         inputs, _ = (unpack_batch or default_unpack_batch)(batch)
         inputs = _to_device(inputs, device or model_device(model), model_dtype(model))
-        output = _output_tensor((call or call_model)(model, inputs))
+        with _eval_mode(model):
+            output = _output_tensor((call or call_model)(model, inputs))
     finally:
         for handle in handles:
             handle.remove()
-        for module, training in modes:
-            module.training = training
     for module, produced in reversed(calls):
         if produced is output:
             return module
@@ -520,8 +517,17 @@ def statistics_loader(
     )
 
 
-def _module_modes(model: nn.Module) -> list[tuple[nn.Module, bool]]:
-    return [(module, module.training) for module in model.modules()]
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """Inside, ``model`` is in eval mode; afterwards every module has its own ``training`` flag back, also
+    on error (a module's flag may differ from its parent's: a frozen head in a training model)."""
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
 
 
 #: How BatchNorm layers normalise during the reference pass (``collect_statistics(batchnorm=)``).
@@ -602,7 +608,6 @@ def collect_statistics(
         device = model_device(model)
     device = torch.device(device) if device is not None else None
     dtype = model_dtype(model)
-    modes = _module_modes(model)
     accumulator = StatisticsAccumulator()
     current: dict[str, Any] = {}
 
@@ -622,11 +627,10 @@ def collect_statistics(
     if batchnorm not in BATCHNORM_MODES:
         raise ValueError(f"unknown batchnorm {batchnorm!r}; expected one of {', '.join(BATCHNORM_MODES)}")
     handle = head_module.register_forward_hook(hook)
-    model.eval()
     seen_batches = 0
     normalisation = _batch_statistics(model) if batchnorm == "batch" else contextlib.nullcontext()
     try:
-        with normalisation:
+        with _eval_mode(model), normalisation:
             for batch in loader if max_batches is None else itertools.islice(loader, max_batches):
                 inputs, targets = unpack_batch(batch)
                 inputs = _to_device(inputs, device, dtype)
@@ -640,8 +644,6 @@ def collect_statistics(
                     )
     finally:
         handle.remove()
-        for module, training in modes:
-            module.training = training
     if seen_batches == 0 and not allow_empty:
         raise ValueError("the loader yielded no batches; AdaptiveLR needs at least one batch")
     return accumulator.result(max_weight_norm(model))
