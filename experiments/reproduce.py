@@ -161,12 +161,13 @@ def plan_lines(cells: Sequence[Cell], tflops: float) -> tuple[list[str], float]:
     """The plan as markdown lines, and the GPU hours it still needs."""
     lines = ["| config | seed | state | epochs | est. GPU-h left |", "|---|---|---|---|---|"]
     left = 0.0
+    states = []
     for cell in cells:
         state, done = cell_state(cell)
+        states.append(state)
         hours = 0.0 if state == "done" else estimate_hours(cell.config, cell.config.epochs - done, tflops)
         left += hours
         lines.append(f"| {cell.config.name} | {cell.seed} | {state} | {done}/{cell.config.epochs} | {hours:.2f} |")
-    states = [cell_state(cell)[0] for cell in cells]
     lines.append(
         f"\n{len(cells)} runs: {states.count('done')} done, {states.count('partial')} to resume, "
         f"{states.count('todo')} to start; about {left:.1f} GPU-hours left at {tflops:g} TFLOP/s sustained "

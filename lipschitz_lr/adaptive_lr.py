@@ -844,8 +844,8 @@ class AdaptiveLR(LRScheduler):
             )
         self._warn_per_batch_steps()
         self._steps_since_step = 0
+        self._sync_groups()  # groups added since the last write (none before the first step)
         if self._epoch_lrs:
-            self._sync_groups()
             self._check_rates_are_ours("at step()")
         self._advance(self.last_epoch + 1)
         super().step()
@@ -883,7 +883,6 @@ class AdaptiveLR(LRScheduler):
         """Epoch ``epoch``'s statistics, bounds and learning rates (into ``_epoch_lrs`` and :attr:`history`)."""
         if not hasattr(self, "_ratios"):  # the first step, from LRScheduler.__init__
             self._ratios = self._group_ratios()
-        self._sync_groups()
         stats = self._collect(epoch)
         if stats is None:
             k_z = s_max = weight = k = s = math.nan
