@@ -1,5 +1,5 @@
 """Time to a target MNIST test accuracy (default 99.0%): LipschitzLR against tuned classic schedules,
-with the cost of the tuning counted.
+with the cost of the tuning counted, and against the learning-rate-free peers at their defaults.
 
 For each method and seed, trains the MNIST CNN with the paper's protocol (the authors' model and
 Keras loss, batch 256, augmentation) until the test accuracy first reaches the target or
@@ -10,14 +10,30 @@ tuned rate) do: with ``--sweep-lrs`` each baseline first trains seed 0 at every 
 the one that reaches the target in the fewest epochs (a later rate is stopped once it cannot win),
 and the table adds the epochs that sweep trained and the total. LipschitzLR's claim is that it
 needs no sweep, so the fair figure is that total. The tuned rate's seed-0 run is the sweep's own.
-Without ``--sweep-lrs`` the baselines use ``--lr`` and the sweep columns read "-".
+Without ``--sweep-lrs`` the baselines use ``--lr`` and the sweep columns read "-". The peers
+(D-Adaptation, Prodigy, Schedule-Free, DoG with its averager, MoMo, COCOB; configs
+``mnist_<optimizer>``) run at their packages' defaults and, like LipschitzLR, need no sweep.
+
+``--stop target`` (the default) ends a run when it first reaches ``--target``; ``--stop best`` when it
+has reached ``--target`` and its best epoch is behind it (the latest epoch is not its best), so the
+best accuracy and later targets (``--report 0.99 0.993``) are seen too. Either way at most
+``--max-epochs``. Each run records its per-epoch test accuracy and learning rate (a peer's own step
+size: D-Adaptation's and Prodigy's ``d * lr``, DoG's ``eta``, MoMo's mean ``tau``; Schedule-Free and
+DoG are evaluated at their averaged weights), and its seconds: the epochs' (LipschitzLR's per-epoch pass
+included) plus the set-up (LipschitzLR's epoch-0 pass), recorded apart as ``setup_seconds``.
 
 ``--record FILE`` keeps every finished run (JSON lines) and reads it back instead of training
-again: processes with different ``--methods`` can share one file, a stopped run resumes, and
-``--no-train`` prints the table from the file (runs it lacks read "not run").
+again: processes with different ``--methods`` or ``--seeds`` can share one file (one line per run,
+appended in one write), and ``--no-train`` prints the table from the file (runs it lacks read "not
+run"). A run in progress keeps its checkpoint under ``--work-dir`` (default ``FILE.runs/``): a process
+stopped mid-run resumes it after its last finished epoch, so a benchmark can be split, stopped,
+resumed and added to over days; the run's folder is removed once its line is written.
 
     python benchmarks/time_to_accuracy.py --device cuda --seeds 0 1 2 --sweep-lrs 0.01 0.02 0.05 0.1 0.2
     python benchmarks/time_to_accuracy.py --train-subset 2048 --max-epochs 1 --target 0.5   # smoke run
+    # the peers' head-to-head (results/benchmarks.md, section d)
+    python benchmarks/time_to_accuracy.py --device cpu --seeds 0 1 2 --max-epochs 10 --stop best \
+        --target 0.993 --report 0.99 0.993 --methods prodigy dog --record results/peers.jsonl
 """
 
 from __future__ import annotations
@@ -25,9 +41,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
+import shutil
 import statistics
 import tempfile
+import time
+from contextlib import ExitStack
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 
@@ -49,7 +70,18 @@ METHODS = {
     "step": ("mnist_momentum_baseline", {"schedule": "step"}),
     "cosine": ("mnist_momentum_baseline", {"schedule": "cosine"}),
     "onecycle": ("mnist_momentum_baseline", {"schedule": "onecycle"}),
+    "lipschitz (sgd, hook every 47 steps)": ("mnist_sgd_hook_steps", {}),
+    # the learning-rate-free peers, each at its package's defaults (the configs say which)
+    "d-adapt sgd": ("mnist_dadapt_sgd", {}),
+    "d-adapt adam": ("mnist_dadapt_adam", {}),
+    "prodigy": ("mnist_prodigy", {}),
+    "schedule-free sgd": ("mnist_schedulefree_sgd", {}),
+    "schedule-free adamw": ("mnist_schedulefree_adamw", {}),
+    "dog": ("mnist_dog", {}),
+    "momo": ("mnist_momo", {}),
+    "cocob": ("mnist_cocob", {}),
 }
+STOPS = ("target", "best")
 
 
 class RunLog:
@@ -58,11 +90,15 @@ class RunLog:
     A run already in the file is read back instead of trained again, so a long benchmark can be
     split across processes (each with its own ``--methods``, one shared file), resumed after a stop,
     and its table printed from the file alone (``--no-train``). Each line holds one run's key
-    (method, seed, lr, max_epochs, target, train_subset), its outcome and its per-epoch test accuracy.
-    The device is recorded but is no part of the key: keep one file per device.
+    (method, seed, lr, max_epochs, target, train_subset, stop), its outcome and its per-epoch test
+    accuracy (and, from lines written since the peers' head-to-head, learning rate and set-up seconds).
+    A line without ``stop`` is read as ``"target"`` (the only rule before). The device is recorded but
+    is no part of the key: keep one file per device.
     """
 
-    KEY = ("method", "seed", "lr", "max_epochs", "target", "train_subset")
+    KEY = ("method", "seed", "lr", "max_epochs", "target", "train_subset", "stop")
+    #: Key fields older lines lack, read as these values.
+    DEFAULTS: ClassVar[dict[str, str]] = {"stop": "target"}
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
@@ -77,7 +113,9 @@ class RunLog:
                     self.runs[self.key(run)] = run
 
     def key(self, run: dict) -> tuple:
-        return tuple(run[name] for name in self.KEY)
+        return tuple(
+            run.get(name, self.DEFAULTS.get(name)) if name in self.DEFAULTS else run[name] for name in self.KEY
+        )
 
     def find(self, key: dict, cap: int) -> dict | None:
         """A recorded run that answers ``key`` within ``cap`` epochs: it reached the target, or trained that far."""
@@ -93,23 +131,61 @@ class RunLog:
                 file.write(json.dumps(run) + "\n")  # one write per run: processes may share the file
 
 
-def run_until(config: ExperimentConfig, data: DataSplits, target: float, device: str, cap: int) -> dict:
-    """Train until the test accuracy reaches ``target`` or ``cap`` epochs pass (the config's schedule
-    still spans its own ``epochs``): the epoch it was reached (or None), epochs trained, seconds."""
-    with tempfile.TemporaryDirectory() as out:
-        trainer = Trainer(
-            config, RunOptions(out_dir=Path(out), device=device, progress=False, tensorboard=False), data=data
-        )
-        trainer.options.on_epoch_end = lambda epoch: (
-            trainer.history[-1]["test_acc"] >= target or len(trainer.history) >= cap
+def should_stop(accuracy: list[float], target: float, cap: int, stop: str) -> bool:
+    """Whether a run with these per-epoch test accuracies ends here: ``cap`` epochs trained, or under
+    ``stop="target"`` the target reached, under ``stop="best"`` the target reached and the best epoch
+    (the first of the highest accuracy) behind the latest.
+
+    >>> should_stop([0.98, 0.991], 0.99, 10, "target"), should_stop([0.98, 0.991], 0.99, 10, "best")
+    (True, False)
+    >>> should_stop([0.98, 0.992, 0.991], 0.99, 10, "best"), should_stop([0.98, 0.97], 0.99, 2, "best")
+    (True, True)
+    """
+    if len(accuracy) >= cap:
+        return True
+    best = max(accuracy)
+    if best < target:
+        return False
+    return stop == "target" or accuracy.index(best) < len(accuracy) - 1
+
+
+def first_epoch(accuracy: list[float], target: float) -> int | None:
+    """The first epoch (1-based) whose test accuracy reaches ``target``, or None."""
+    return next((epoch for epoch, value in enumerate(accuracy, start=1) if value >= target), None)
+
+
+def run_until(
+    config: ExperimentConfig,
+    data: DataSplits,
+    target: float,
+    device: str,
+    cap: int,
+    stop: str = "target",
+    work_dir: Path | None = None,
+) -> dict:
+    """Train until :func:`should_stop` (the config's schedule still spans its own ``epochs``): the epoch
+    ``target`` was first reached (or None), epochs trained, seconds (epochs, then set-up apart), the
+    per-epoch test accuracy and learning rate. With ``work_dir`` the run is checkpointed there and a run
+    left there by a stopped process is resumed."""
+    with ExitStack() as stack:
+        out = work_dir if work_dir is not None else Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        resume = (out / "checkpoint.pt").exists()
+        started = time.perf_counter()
+        options = RunOptions(out_dir=out, device=device, progress=False, tensorboard=False, resume=resume)
+        trainer = Trainer(config, options, data=data)
+        setup_seconds = time.perf_counter() - started  # LipschitzLR's epoch-0 pass; model and optimizer
+        trainer.options.on_epoch_end = lambda epoch: should_stop(
+            [row["test_acc"] for row in trainer.history], target, cap, stop
         )
         trainer.run()
         accuracy = [row["test_acc"] for row in trainer.history]
         return {
-            "reached": len(accuracy) if accuracy[-1] >= target else None,
+            "reached": first_epoch(accuracy, target),
             "trained": len(accuracy),
             "seconds": sum(row["seconds"] for row in trainer.history),
+            "setup_seconds": setup_seconds,
             "test_acc": accuracy,
+            "lrs": [row["lr"] for row in trainer.history],
         }
 
 
@@ -131,11 +207,22 @@ def method_config(
 class Runner:
     """Runs (or recalls from the log) one method at one seed and rate."""
 
-    def __init__(self, args: argparse.Namespace, data: DataSplits | None, device: str, log: RunLog) -> None:
-        self.args, self.data, self.device, self.log = args, data, device, log
+    def __init__(
+        self, args: argparse.Namespace, data: DataSplits | None, device: str, log: RunLog, work_dir: Path | None = None
+    ) -> None:
+        self.args, self.data, self.device, self.log, self.work_dir = args, data, device, log, work_dir
 
-    def __call__(self, method: str, seed: int, lr: float | None, cap: int | None = None) -> dict | None:
-        """The run's outcome; None under ``--no-train`` when the log does not hold it."""
+    def __call__(
+        self,
+        method: str,
+        seed: int,
+        lr: float | None,
+        cap: int | None = None,
+        target: float | None = None,
+        stop: str | None = None,
+    ) -> dict | None:
+        """The run's outcome (``target`` and ``stop`` default to ``--target`` and ``--stop``); None under
+        ``--no-train`` when the log does not hold it."""
         args = self.args
         cap = args.max_epochs if cap is None else cap
         key = {
@@ -143,16 +230,29 @@ class Runner:
             "seed": seed,
             "lr": lr,
             "max_epochs": args.max_epochs,
-            "target": args.target,
+            "target": args.target if target is None else target,
             "train_subset": args.train_subset,
+            "stop": args.stop if stop is None else stop,
         }
         run = self.log.find(key, cap)
         if run is None and self.data is not None:
             config = method_config(method, args, self.data, seed, lr)
-            outcome = run_until(config, self.data, args.target, self.device, cap)
+            work = self.work_dir / run_folder(key) if self.work_dir is not None else None
+            outcome = run_until(config, self.data, key["target"], self.device, cap, key["stop"], work)
             run = {**key, "cap": cap, "device": self.device, **outcome}
             self.log.add(run)
+            if work is not None:
+                shutil.rmtree(work)  # recorded: the checkpoint is no longer needed
         return run
+
+
+def run_folder(key: dict) -> str:
+    """The work folder of one run, named by its key: ``lipschitz_sgd_-s0-lrNone-e10-t0.993-best-nNone``."""
+    method = re.sub(r"[^A-Za-z0-9]+", "_", key["method"])
+    return (
+        f"{method}-s{key['seed']}-lr{key['lr']}-e{key['max_epochs']}-t{key['target']}-{key['stop']}"
+        f"-n{key['train_subset']}"
+    )
 
 
 def sweep(method: str, args: argparse.Namespace, runner: Runner) -> tuple[float | None, int | None]:
@@ -161,6 +261,8 @@ def sweep(method: str, args: argparse.Namespace, runner: Runner) -> tuple[float 
     Rates are tried in the order listed; the fewest epochs to the target wins, a tie going to the
     rate listed first. So once a rate has reached the target at epoch b, each later rate is stopped
     after b - 1 epochs (it cannot win after that), and the sweep's cost is the epochs it trained.
+    The target is the first ``--report`` target, and sweep runs always stop there (``stop="target"``),
+    whatever ``--stop`` says, so one sweep serves both rules.
     """
     best: tuple[float, int, float] | None = None  # (epoch reached, position, rate)
     spent = 0
@@ -168,7 +270,7 @@ def sweep(method: str, args: argparse.Namespace, runner: Runner) -> tuple[float 
         cap = args.max_epochs if best is None or best[0] == math.inf else int(best[0]) - 1
         if cap < 1:
             continue
-        run = runner(method, 0, candidate, cap)
+        run = runner(method, 0, candidate, cap, target=args.report[0], stop="target")
         if run is None:
             return None, None
         reached = run["reached"] if run["reached"] is not None and run["reached"] <= cap else None
@@ -211,64 +313,168 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--record", type=Path, help="JSON-lines file of finished runs: read back, appended to")
     parser.add_argument("--no-train", action="store_true", help="print the table from --record alone")
+    parser.add_argument(
+        "--stop", choices=STOPS, default="target", help="end a run at the target, or once past its best"
+    )
+    parser.add_argument(
+        "--report", type=float, nargs="+", help="the targets the table gives epochs to (default --target)"
+    )
+    parser.add_argument("--work-dir", type=Path, help="checkpoints of runs in progress (default: RECORD.runs/)")
+    parser.add_argument("--figure", type=Path, help="also draw epochs to the first --report target and the rates")
     args = parser.parse_args()
     if args.max_epochs < 1:
         parser.error(f"requires a positive --max-epochs, got {args.max_epochs}")
     if args.no_train and args.record is None:
         parser.error("--no-train prints the table from --record FILE; give the file")
+    for value in [args.target, *(args.report or [])]:
+        if not 0 <= value <= 1:
+            parser.error(f"requires targets in [0, 1] (test accuracies), got {value}")
+    args.report = args.report or [args.target]
     device = resolve_device(args.device)
     data = None
     if not args.no_train:
         data = load_dataset("mnist", args.data_dir, device=device, train_subset=args.train_subset)
         warm_up(device, data)
-    runner = Runner(args, data, str(device), RunLog(args.record))
+    work_dir = args.work_dir or (args.record.with_name(args.record.name + ".runs") if args.record else None)
+    runner = Runner(args, data, str(device), RunLog(args.record), work_dir)
     tuning = f"baselines tuned over {args.sweep_lrs} on seed 0" if args.sweep_lrs else f"baseline lr {args.lr}"
     where = f"from {args.record}" if args.no_train else describe_device(device)
+    rule = "stopped at the target" if args.stop == "target" else "stopped once past the best epoch"
     print(
-        f"# MNIST CNN to {100 * args.target:.1f}% test accuracy, {where}, seeds {args.seeds}, "
+        f"# MNIST CNN to {100 * args.target:.1f}% test accuracy ({rule}), {where}, seeds {args.seeds}, "
         f"at most {args.max_epochs} epochs, {tuning}",
         flush=True,
     )
-    rows = [
-        "| method | lr | reached (seeds run) | epochs (mean) | seconds (mean) | sweep epochs | epochs with sweep "
-        "| per seed |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for method in args.methods:
-        tuned = METHODS[method][0].endswith("_baseline")
-        lr, sweep_epochs = (args.lr if tuned else None), (None if tuned else 0)  # LipschitzLR has no rate to tune
-        if tuned and args.sweep_lrs:
-            lr, sweep_epochs = sweep(method, args, runner)
-            if lr is None:
-                rows.append(f"| {method} | sweep not run | | | | | | |")
-                continue
-        epochs, seconds, per_seed = [], [], []
-        for seed in args.seeds:
-            run = runner(method, seed, lr)
-            if run is None:
-                per_seed.append("not run")
-                continue
+    results = [method_result(method, args, runner) for method in args.methods]
+    print("\n".join(table(results, args)))
+    print()
+    print("\n".join(rate_table(results)))
+    if args.figure is not None:
+        draw(results, args, args.figure)
+        print(f"# figure: {args.figure}")
+
+
+def method_result(method: str, args: argparse.Namespace, runner: Runner) -> dict:
+    """One method's runs over ``--seeds`` (None where not run), its rate and the epochs its sweep trained."""
+    tuned = METHODS[method][0].endswith("_baseline")
+    lr, sweep_epochs = (args.lr if tuned else None), (None if tuned else 0)  # nothing to tune for the others
+    if tuned and args.sweep_lrs:
+        lr, sweep_epochs = sweep(method, args, runner)
+        if lr is None:
+            return {"method": method, "lr": None, "sweep_epochs": None, "runs": None}
+    runs = []
+    for seed in args.seeds:
+        run = runner(method, seed, lr)
+        if run is not None:
             reached = run["reached"]
             outcome = f"reached at epoch {reached}" if reached is not None else f"not reached in {run['trained']}"
-            print(f"# {method}, seed {seed}: {outcome} ({run['seconds']:.1f} s)", flush=True)
-            per_seed.append(str(reached) if reached is not None else "-")
-            if reached is not None:
-                epochs.append(reached)
-                seconds.append(run["seconds"])
-        mean_epochs = statistics.mean(epochs) if epochs else None
-        total = None if mean_epochs is None or sweep_epochs is None else sweep_epochs + mean_epochs
-        cells = [
-            method,
-            _show(lr, "{:g}"),
-            f"{len(epochs)}/{len(args.seeds) - per_seed.count('not run')}",  # of the runs made
-            _show(mean_epochs),
-            _show(statistics.mean(seconds) if seconds else None),
-            _show(sweep_epochs, "{}"),
-            _show(total),
-            ", ".join(per_seed),
-        ]
+            print(f"# {method}, seed {seed}: {outcome} ({total_seconds(run):.1f} s)", flush=True)
+        runs.append(run)
+    return {"method": method, "lr": lr, "sweep_epochs": sweep_epochs, "runs": runs}
+
+
+def total_seconds(run: dict) -> float:
+    """The run's wall seconds: its epochs and its set-up (LipschitzLR's epoch-0 pass; lines before the
+    set-up was recorded count their epochs only)."""
+    return run["seconds"] + run.get("setup_seconds", 0.0)
+
+
+def epochs_to(run: dict, target: float) -> int | str:
+    """The first epoch at ``target``; ``"-"`` if the run ended without it; ``"?"`` if it was stopped at a
+    lower target first (a ``stop="target"`` run) and so cannot say."""
+    epoch = first_epoch(run["test_acc"], target)
+    if epoch is not None:
+        return epoch
+    stopped_early = run.get("stop", "target") == "target" and run["reached"] is not None and run["target"] < target
+    return "?" if stopped_early else "-"
+
+
+def table(results: list[dict], args: argparse.Namespace) -> list[str]:
+    """The markdown table: epochs to each ``--report`` target, best accuracy, seconds, the sweep."""
+    first = args.report[0]
+    header = ["method", "lr", "runs"]
+    for target in args.report:
+        header += [f"epochs to {100 * target:g}% (mean of reached)", "per seed"]
+    header += ["best test acc % (mean ± sd)", "seconds (mean)", "sweep epochs", f"to {100 * first:g}% with sweep"]
+    rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for result in results:
+        if result["runs"] is None:
+            rows.append(f"| {result['method']} | sweep not run |" + " |" * (len(header) - 2))
+            continue
+        runs = [run for run in result["runs"] if run is not None]
+        cells = [result["method"], _show(result["lr"], "{:g}"), f"{len(runs)}/{len(result['runs'])}"]
+        means = []
+        for target in args.report:
+            per_seed = [epochs_to(run, target) if run is not None else "not run" for run in result["runs"]]
+            reached = [value for value in per_seed if isinstance(value, int)]
+            known = [value for value in per_seed if value not in ("?", "not run")]
+            mean = statistics.mean(reached) if reached else None
+            means.append(mean)
+            share = f" ({len(reached)}/{len(known)})" if known and len(reached) < len(known) else ""
+            cells += [(_show(mean) if known else "?") + share, ", ".join(str(value) for value in per_seed)]
+        best = [100 * max(run["test_acc"]) for run in runs]
+        partial = any(run.get("stop", "target") == "target" for run in runs)
+        spread = f" ± {statistics.stdev(best):.2f}" if len(best) > 1 else ""
+        cells.append(
+            ("-" if not best else f"{statistics.mean(best):.2f}{spread}")
+            + (" (stopped at target)" if partial and best else "")
+        )
+        cells.append(_show(statistics.mean(total_seconds(run) for run in runs) if runs else None, "{:.0f}"))
+        cells.append(_show(result["sweep_epochs"], "{}"))
+        total = None if means[0] is None or result["sweep_epochs"] is None else result["sweep_epochs"] + means[0]
+        cells.append(_show(total))
         rows.append("| " + " | ".join(cells) + " |")
-    print("\n".join(rows))
+    return rows
+
+
+def rate_table(results: list[dict]) -> list[str]:
+    """The learning rate each method used per epoch, from its first recorded seed that has them."""
+    rows = ["| method (seed) | learning rate per epoch |", "|---|---|"]
+    for result in results:
+        for seed_run in result["runs"] or []:
+            if seed_run is not None and "lrs" in seed_run:
+                rates = ", ".join(f"{rate:.3g}" for rate in seed_run["lrs"])
+                rows.append(f"| {result['method']} ({seed_run['seed']}) | {rates} |")
+                break
+    return rows
+
+
+def draw(results: list[dict], args: argparse.Namespace, path: Path) -> None:
+    """Two panels: mean epochs to the first ``--report`` target per method (the sweep's epochs stacked on
+    the tuned baselines; a method that never reached it drawn hatched at ``--max-epochs``), and each
+    method's learning rate per epoch (first recorded seed, log scale)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    target = args.report[0]
+    fig, (bars, curves) = plt.subplots(1, 2, figsize=(13, 0.35 * len(results) + 2.5))
+    colors = plt.get_cmap("tab20")
+    for position, result in enumerate(results):
+        runs = [run for run in result["runs"] or [] if run is not None]
+        reached = [epochs_to(run, target) for run in runs]
+        reached = [value for value in reached if isinstance(value, int)]
+        mean = statistics.mean(reached) if reached else args.max_epochs
+        bars.barh(position, mean, color=colors(position % 20), hatch=None if reached else "//")
+        if result["sweep_epochs"]:
+            bars.barh(position, result["sweep_epochs"], left=mean, color="lightgrey", edgecolor="grey")
+        with_rates = [run for run in runs if "lrs" in run]
+        if with_rates:
+            rates = with_rates[0]["lrs"]
+            curves.plot(
+                range(1, len(rates) + 1), rates, marker="o", color=colors(position % 20), label=result["method"]
+            )
+    bars.set_yticks(range(len(results)), [result["method"] for result in results])
+    bars.invert_yaxis()
+    bars.set_xlabel(f"epochs to {100 * target:g}% test accuracy (mean over seeds; grey: the sweep's epochs)")
+    curves.set_yscale("log")
+    curves.set_xlabel("epoch")
+    curves.set_ylabel("learning rate used (a peer's own step size)")
+    curves.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

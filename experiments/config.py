@@ -63,7 +63,9 @@ class ExperimentConfig:
     each batch by its own statistics; see ``AdaptiveLR``). ``statistics_batches`` limits LipschitzLR's
     reference pass to the first N batches of the training set (``None``: all, the paper's definition).
     ``momentum_seed`` says how AdaMo's ``K1`` is seeded from ``initial_lr`` (``"value"``: ``K1 = x`` as
-    the authors' code; ``"reciprocal"``: ``K1 = 1/x``); see ``AdaptiveLR``.
+    the authors' code; ``"reciprocal"``: ``K1 = 1/x``); see ``AdaptiveLR``. ``update_every`` (with
+    ``statistics = "hook"``) updates LipschitzLR's rate every N optimizer steps from the statistics of
+    those steps, instead of once per epoch (``None``, the paper).
     """
 
     name: str
@@ -87,6 +89,7 @@ class ExperimentConfig:
     initial_lr: float | None = None
     momentum_seed: str = "value"
     bias_correction: bool = False
+    update_every: int | None = None
     seed: int = 0
     train_subset: int | None = None
     test_subset: int | None = None
@@ -128,6 +131,10 @@ class ExperimentConfig:
             raise ConfigError(
                 "lr must be > 0 (the initial learning rate; LipschitzLR keeps group ratios to it), got lr=0.0"
             )
+        if self.update_every is not None and self.update_every < 1:
+            raise ConfigError(
+                f"update_every must be >= 1 (leave it out to update once per epoch), got {self.update_every!r}"
+            )
         for key in ("train_subset", "test_subset", "statistics_batches"):
             value = getattr(self, key)
             if value is not None and value < 1:
@@ -138,6 +145,12 @@ class ExperimentConfig:
                 f"schedule 'lipschitz' has variants for {', '.join(with_variants)}, got optimizer={self.optimizer!r}"
             )
         check_installed(self.optimizer)
+        if self.update_every is not None and (self.schedule != "lipschitz" or self.statistics != "hook"):
+            raise ConfigError(
+                "update_every updates LipschitzLR from the statistics of the steps just taken: it needs "
+                f"schedule='lipschitz' and statistics='hook', got schedule={self.schedule!r}, "
+                f"statistics={self.statistics!r}, update_every={self.update_every!r}"
+            )
         if self.keras_decay and self.schedule not in ("lipschitz", "constant"):
             raise ConfigError(
                 f"keras_decay applies to schedule 'lipschitz' or 'constant', got schedule={self.schedule!r}"

@@ -25,9 +25,11 @@ def train_step(
     amp: str = "off",
     channels_last: bool = False,
     loss_fn: LossFn = F.cross_entropy,
+    takes_loss: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step; returns (loss, logits). ``loss_fn(logits, targets)`` is a training loss
-    of :data:`lipschitz_lr_experiments.losses.LOSSES`."""
+    of :data:`lipschitz_lr_experiments.losses.LOSSES`; ``takes_loss``: ``optimizer.step(loss=loss)``
+    (MoMo, whose step size needs the batch's loss)."""
     if channels_last and x.dim() == 4:
         x = x.contiguous(memory_format=torch.channels_last)
     optimizer.zero_grad(set_to_none=True)
@@ -35,7 +37,7 @@ def train_step(
         logits = model(x)
         loss = loss_fn(logits.float(), y)
     scaler.scale(loss).backward()
-    scaler.step(optimizer)
+    scaler.step(optimizer, **({"loss": loss.detach()} if takes_loss else {}))
     scaler.update()
     return loss, logits
 
@@ -49,6 +51,7 @@ def train_epoch(
     amp: str = "off",
     channels_last: bool = False,
     loss_fn: LossFn = F.cross_entropy,
+    takes_loss: bool = False,
     after_step: Callable[[], None] | None = None,
     progress: Callable[[int, float, float], None] | None = None,
 ) -> tuple[float, float, int]:
@@ -68,7 +71,7 @@ def train_epoch(
     last = len(batches) - 1
     try:
         for step, (x, y) in enumerate(batches):
-            loss, logits = train_step(model, optimizer, scaler, x, y, amp, channels_last, loss_fn)
+            loss, logits = train_step(model, optimizer, scaler, x, y, amp, channels_last, loss_fn, takes_loss)
             loss_sum += loss.detach().double() * y.shape[0]
             correct += (logits.argmax(dim=1) == y).sum()
             seen += y.shape[0]
@@ -97,3 +100,25 @@ def evaluate(
     model.train(was_training)
     n = labels.shape[0]
     return float(loss_sum) / n, float(correct) / n
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, batches: TensorBatches, amp: str = "off", limit: int = 50) -> bool:
+    """Refresh BatchNorm's running statistics at the model's current weights: forward passes in train
+    mode over the first ``limit`` batches (previous mode restored). Returns whether the model has BatchNorm.
+
+    Schedule-Free's README asks for this before evaluating at its averaged weights (the running
+    statistics were gathered at the training weights); the harness does it for every optimiser whose
+    ``eval()`` puts other weights in the model (:func:`lipschitz_lr_experiments.optimizers.switch`).
+    """
+    if not any(isinstance(module, nn.modules.batchnorm._BatchNorm) for module in model.modules()):
+        return False
+    was_training = model.training
+    model.train()
+    for step, (x, _) in enumerate(batches):
+        if step == limit:
+            break
+        with autocast(x.device, amp):
+            model(x)
+    model.train(was_training)
+    return True

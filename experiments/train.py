@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -32,10 +33,10 @@ from .devices import check_amp, configure_determinism, describe_device, precisio
 from .distributed import init_distributed
 from .errors import ConfigError
 from .history import best_epoch
-from .loop import evaluate, train_epoch
+from .loop import evaluate, recalibrate_batchnorm, train_epoch
 from .losses import LOSSES
 from .models import build_model
-from .optimizers import OPTIMIZERS, build_optimizer, is_schedule_free
+from .optimizers import OPTIMIZERS, build_optimizer, switch
 from .run_dir import CHECKPOINT_FORMAT, CHECKPOINT_KEYS, RANK_KEYS, RunDirectory, RunDirError, check_layout, restoring
 from .schedules import SCHEDULES, build_schedule, keras_decay_schedule
 
@@ -163,6 +164,7 @@ class Trainer:
                 "epochs' rates (about 3 on MNIST) the GradScaler can skip many steps as inf; bf16 has fp32's range "
                 "and needs no scaler. A skipped step does not advance the Keras decay or a per-step schedule."
             )
+        self.optimizer_spec = OPTIMIZERS[config.optimizer]
         self.adaptive: AdaptiveLR | None = None
         self.schedule: Any = None
         self.interval = "epoch"
@@ -194,6 +196,7 @@ class Trainer:
             )
         self.history: list[dict[str, Any]] = []
         self.start_epoch = 0
+        self._steps_done = 0  # optimizer steps taken before this epoch (update_every counts on them)
         self.writer: Any = None  # TensorBoard, opened by run() once the run directory is checked
 
     # ----------------------------------------------------------------- checkpoints
@@ -282,6 +285,7 @@ class Trainer:
             self._set_rng(rng)
         self.history = state["history"]
         self.start_epoch = done
+        self._steps_done = done * len(self.train_loader)
         logger.info("resumed %s after epoch %d", path, self.start_epoch)
 
     def _rng(self) -> dict[str, Any]:
@@ -334,15 +338,14 @@ class Trainer:
         """Train, evaluate, step the schedule, save and log one epoch; returns whether to stop."""
         started = time.perf_counter()
         record = self.adaptive.history[-1] if self.adaptive else None
-        lr = record.lr if record else float(self.optimizer.param_groups[0]["lr"])
+        lr = record.lr if record else float(self.optimizer.param_groups[0].get("lr", math.nan))  # COCOB: none
         train_loss, train_acc = self._train(epoch, record.k if record else None)
-        if is_schedule_free(self.optimizer):
-            self.optimizer.eval()  # evaluate (and checkpoint) at the averaged weights
-        test_loss, test_acc = evaluate(
-            self.net, self.data.test_images, self.data.test_labels, self.options.amp, self.loss.fn
-        )
+        if self.optimizer_spec.rate is not None:  # a peer's own step size, as it stands after the epoch
+            lr = self.optimizer_spec.rate(self.optimizer, len(self.train_loader))
+        test_loss, test_acc = self._evaluate()
         if self.adaptive is not None:
-            self.adaptive.step()
+            if not self.config.update_every:
+                self.adaptive.step()
         elif self.schedule is not None and self.interval == "epoch":
             if isinstance(self.schedule, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 self.schedule.step(train_loss)
@@ -372,8 +375,7 @@ class Trainer:
         (loss, accuracy) over all ranks."""
         from tqdm import tqdm
 
-        if is_schedule_free(self.optimizer):
-            self.optimizer.train()
+        switch(self.optimizer, "train")
         bar = tqdm(
             total=len(self.train_loader),
             desc=f"{self.config.name} {epoch + 1}/{self.config.epochs}",
@@ -403,11 +405,41 @@ class Trainer:
                 amp=self.options.amp,
                 channels_last=self.options.channels_last,
                 loss_fn=self.loss.fn,
-                after_step=self.schedule.step if self.schedule is not None and self.interval == "step" else None,
+                takes_loss=self.optimizer_spec.takes_loss,
+                after_step=self._after_step(),
                 progress=None if bar.disable else progress,
             )
+        self._steps_done += len(self.train_loader)
         loss_total, correct_total, seen_total = self.dist.sum([loss_sum, correct, seen], self.device)
         return loss_total / seen_total, correct_total / seen_total
+
+    def _after_step(self) -> Callable[[], None] | None:
+        """What runs after each optimizer step: a per-step schedule, or LipschitzLR every ``update_every`` steps."""
+        if self.adaptive is not None and self.config.update_every:
+            every, adaptive, counter = self.config.update_every, self.adaptive, [self._steps_done]
+
+            def update() -> None:  # counts the run's steps, so a resumed run updates where the whole run would
+                counter[0] += 1
+                if counter[0] % every == 0:
+                    adaptive.step()
+
+            return update
+        return self.schedule.step if self.schedule is not None and self.interval == "step" else None
+
+    def _evaluate(self) -> tuple[float, float]:
+        """Test loss and accuracy at the weights the optimiser evaluates: for Schedule-Free and DoG the
+        averaged ones (``eval()``; BatchNorm's running statistics recalibrated there, as Schedule-Free's
+        README asks), the training ones put back afterwards, so checkpoints hold the training weights."""
+        if switch(self.optimizer, "eval"):
+            recalibrate_batchnorm(
+                self.net,
+                TensorBatches(self.train_loader.images, self.train_loader.labels, self.config.batch_size),
+                self.options.amp,
+            )
+        try:
+            return evaluate(self.net, self.data.test_images, self.data.test_labels, self.options.amp, self.loss.fn)
+        finally:
+            switch(self.optimizer, "train")
 
     def _tensorboard(self) -> Any:
         try:

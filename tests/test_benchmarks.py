@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from lipschitz_lr_experiments.config import load_config
+from lipschitz_lr_experiments.train import RunOptions, run_experiment
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -104,15 +107,15 @@ def test_time_to_accuracy_reports_each_method(data_dir, tmp_path):
     sweep = [*command, "--sweep-lrs", "0.01", "0.1", "--record", str(record)]
     out = subprocess.run(sweep, cwd=REPO, capture_output=True, text=True, check=True).stdout
     cosine = _table_row(out, "cosine")
-    assert cosine[2:5] == ["0.01", "1/1", "1.0"] and cosine[6:8] == ["1", "2.0"]
-    assert _table_row(out, "lipschitz (momentum)")[6:8] == ["0", "1.0"]
+    assert cosine[2:5] == ["0.01", "1/1", "1.0"] and cosine[8:10] == ["1", "2.0"]
+    assert _table_row(out, "lipschitz (momentum)")[8:10] == ["0", "1.0"]
     runs = [json.loads(line) for line in record.read_text().splitlines()]
     assert [(run["method"], run["lr"]) for run in runs] == [("lipschitz (momentum)", None), ("cosine", 0.01)]
     # --no-train prints the same table from the record; a seed it lacks reads "not run"
     again = subprocess.run([*sweep, "--no-train"], cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert again.split("\n", 1)[1] == out.split("\n", 1)[1]
     more = subprocess.run([*sweep, "--no-train", "--seeds", "0", "1"], cwd=REPO, capture_output=True, text=True)
-    assert _table_row(more.stdout, "cosine")[3] == "1/1" and _table_row(more.stdout, "cosine")[8] == "1, not run"
+    assert _table_row(more.stdout, "cosine")[3] == "1/2" and _table_row(more.stdout, "cosine")[5] == "1, not run"
     assert len(record.read_text().splitlines()) == 2  # nothing trained again
 
 
@@ -143,9 +146,46 @@ def test_time_to_accuracy_stops_a_losing_sweep_rate(data_dir, tmp_path):
         check=True,
     ).stdout
     assert "# sweep constant, lr 0.1: not reached (1 epochs)" in out
-    assert _table_row(out, "constant")[2] == "0.01" and _table_row(out, "constant")[6:8] == ["3", "5.0"]
+    assert _table_row(out, "constant")[2] == "0.01" and _table_row(out, "constant")[8:10] == ["3", "5.0"]
     runs = [json.loads(line) for line in record.read_text().splitlines()]
     assert runs[-1]["lr"] == 0.1 and runs[-1]["cap"] == 1 and runs[-1]["trained"] == 1
+
+
+def test_time_to_accuracy_runs_a_peer_past_its_best_and_resumes_a_stopped_run(data_dir, tmp_path):
+    """``--stop best``: on past the target until an epoch is not the best; the rates and set-up seconds are
+    recorded; a run whose process stopped mid-way resumes from its work folder; old lines still read."""
+    record = tmp_path / "peers.jsonl"
+    command = [sys.executable, "benchmarks/time_to_accuracy.py", "--device", "cpu", "--data-dir", str(data_dir)]
+    command += ["--train-subset", "256", "--max-epochs", "3", "--seeds", "0", "--stop", "best", "--target", "0.0"]
+    command += ["--report", "0.0", "0.999", "--record", str(record), "--methods", "prodigy"]
+    # a process stopped after epoch 1 of 3: its checkpoint is in the work folder
+    work = tmp_path / "peers.jsonl.runs" / "prodigy-s0-lrNone-e3-t0.0-best-n256"
+    config = load_config("mnist_prodigy").replace(epochs=3, seed=0, train_subset=256)
+    run_experiment(config.replace(epochs=1), RunOptions(out_dir=work, data_dir=data_dir, progress=False))
+    first_epoch = json.loads((work / "history.json").read_text())[0]
+    figure = tmp_path / "peers.png"
+    out = subprocess.run([*command, "--figure", str(figure)], cwd=REPO, capture_output=True, text=True, check=True)
+    run = json.loads(record.read_text())
+    assert run["stop"] == "best" and run["reached"] == 1 and run["setup_seconds"] > 0
+    assert run["test_acc"][0] == first_epoch["test_acc"] and run["lrs"][0] == first_epoch["lr"]  # resumed, not redone
+    best = run["test_acc"].index(max(run["test_acc"]))
+    assert run["trained"] == 3 or best < run["trained"] - 1  # stopped at the cap, or once past its best
+    assert len(run["lrs"]) == run["trained"] and not work.exists() and figure.stat().st_size > 0
+    row = _table_row(out.stdout, "prodigy")
+    assert row[4:6] == ["1.0", "1"] and row[7] == "-"  # 99.9% not reached: "-", no mean
+    assert f"| prodigy (0) | {', '.join(f'{rate:.3g}' for rate in run['lrs'])} |" in out.stdout
+    # a line written before "stop" existed reads as stop="target"; a higher target it stopped short of is "?"
+    old = {k: v for k, v in run.items() if k not in ("stop", "lrs", "setup_seconds")}
+    record.write_text(json.dumps({**old, "test_acc": [0.5], "trained": 1}) + "\n")
+    target_rule = [*command[: command.index("--stop")], "--target", "0.0", "--report", "0.0", "0.999"]
+    table = subprocess.run(
+        [*target_rule, "--record", str(record), "--methods", "prodigy", "--no-train"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert _table_row(table, "prodigy")[4:8] == ["1.0", "1", "- (0/1)", "?"]
 
 
 def test_time_to_accuracy_refuses_a_broken_record(tmp_path):

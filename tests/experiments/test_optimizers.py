@@ -8,9 +8,9 @@ from lipschitz_lr_experiments.models import build_model
 from lipschitz_lr_experiments.optimizers import (
     OPTIMIZERS,
     build_optimizer,
-    is_schedule_free,
     missing_package,
     param_groups,
+    switch,
 )
 
 
@@ -79,12 +79,12 @@ def test_densenet_l2_groups_are_the_same_inside_a_ddp_or_compile_wrapper(tmp_pat
         dist.destroy_process_group()
 
 
-def test_external_optimizers_build_and_schedule_free_is_recognised():
+def test_external_optimizers_build_and_only_the_averaging_ones_switch_weights():
     assert missing_package("sgd") is None
-    for name in ("dadapt_sgd", "prodigy", "schedulefree_sgd"):
+    for name in ("dadapt_sgd", "prodigy", "schedulefree_sgd", "dog", "momo", "cocob"):
         assert missing_package(name) is None  # the baselines extra is part of the dev install
         optimizer = build_optimizer(name, small_cnn(), 1.0)
-        assert is_schedule_free(optimizer) == name.startswith("schedulefree")
+        assert switch(optimizer, "train") == (name in ("schedulefree_sgd", "dog"))
 
 
 def test_an_unknown_optimizer_is_named_with_the_known_ones():
@@ -96,7 +96,7 @@ def test_a_missing_package_is_named_by_the_config_and_by_build_optimizer(monkeyp
     from lipschitz_lr_experiments.config import from_dict
     from lipschitz_lr_experiments.optimizers import OptimizerSpec
 
-    monkeypatch.setitem(OPTIMIZERS, "absent", OptimizerSpec(lambda g, lr, ema: None, package="no_such_package_xyz"))
+    monkeypatch.setitem(OPTIMIZERS, "absent", OptimizerSpec(lambda *_: None, package="no_such_package_xyz"))
     message = "optimizer='absent' needs the package 'no_such_package_xyz'"
     with pytest.raises(ConfigError, match=message):
         from_dict(
