@@ -80,6 +80,13 @@ METHODS = {
     "dog": ("mnist_dog", {}),
     "momo": ("mnist_momo", {}),
     "cocob": ("mnist_cocob", {}),
+    # no-tuning candidates beyond the paper (issue 22), each one change to a faithful config, screened on one seed
+    "sgd + warm-up": ("mnist_sgd", {"warmup_epochs": 1}),
+    "sgd + batch bn": ("mnist_sgd", {"batchnorm": "batch"}),
+    "sgd + torch ce": ("mnist_sgd", {"loss": "cross_entropy"}),
+    "sgd + warm-up + hook every 47": ("mnist_sgd_hook_steps", {"warmup_epochs": 1}),
+    "adamo + warm-up": ("mnist_momentum", {"warmup_epochs": 1}),
+    "adam + bias correction": ("mnist_adam", {"bias_correction": True}),
 }
 STOPS = ("target", "best")
 

@@ -65,7 +65,8 @@ class ExperimentConfig:
     ``momentum_seed`` says how AdaMo's ``K1`` is seeded from ``initial_lr`` (``"value"``: ``K1 = x`` as
     the authors' code; ``"reciprocal"``: ``K1 = 1/x``); see ``AdaptiveLR``. ``update_every`` (with
     ``statistics = "hook"``) updates LipschitzLR's rate every N optimizer steps from the statistics of
-    those steps, instead of once per epoch (``None``, the paper).
+    those steps, instead of once per epoch (``None``, the paper). ``warmup_epochs`` ramps LipschitzLR's
+    rate linearly from ``1/N`` of it up to it over the first N epochs' optimizer steps (0: none, the paper).
     """
 
     name: str
@@ -90,6 +91,7 @@ class ExperimentConfig:
     momentum_seed: str = "value"
     bias_correction: bool = False
     update_every: int | None = None
+    warmup_epochs: int = 0
     seed: int = 0
     train_subset: int | None = None
     test_subset: int | None = None
@@ -120,6 +122,8 @@ class ExperimentConfig:
             )
         if not 0 <= self.seed <= MAX_SEED:
             raise ConfigError(f"seed must be an integer in [0, 2**32 - 1], got seed={self.seed!r}")
+        if self.warmup_epochs < 0:
+            raise ConfigError(f"warmup_epochs must be >= 0, got warmup_epochs={self.warmup_epochs!r}")
         for key in ("epochs", "batch_size"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be >= 1, got {key}={getattr(self, key)!r}")
@@ -150,6 +154,11 @@ class ExperimentConfig:
                 "update_every updates LipschitzLR from the statistics of the steps just taken: it needs "
                 f"schedule='lipschitz' and statistics='hook', got schedule={self.schedule!r}, "
                 f"statistics={self.statistics!r}, update_every={self.update_every!r}"
+            )
+        if self.warmup_epochs and self.schedule != "lipschitz":
+            raise ConfigError(
+                f"warmup_epochs ramps LipschitzLR's rate (schedule='lipschitz'); for schedule={self.schedule!r} use "
+                f"schedule 'warmup' or one-cycle, got warmup_epochs={self.warmup_epochs!r}"
             )
         if self.keras_decay and self.schedule not in ("lipschitz", "constant"):
             raise ConfigError(

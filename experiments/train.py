@@ -186,6 +186,7 @@ class Trainer:
                 momentum_seed=config.momentum_seed,
                 keras_decay=config.keras_decay,
                 bias_correction=config.bias_correction,
+                warmup_epochs=config.warmup_epochs,
             )
         elif config.schedule == "constant":
             if config.keras_decay and config.paper_lambda > 0:

@@ -112,6 +112,14 @@ def test_the_trainer_recalibrates_batchnorm_at_the_averaged_weights(monkeypatch,
     assert switch(torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1), "eval") is False
 
 
+def test_lipschitz_warms_up_over_the_first_epochs(tmp_path, data_dir):
+    config = load_config("mnist_sgd").replace(**{**TINY, "warmup_epochs": 1})
+    trainer = Trainer(config, RunOptions(out_dir=tmp_path, data_dir=data_dir, progress=False, tensorboard=False))
+    assert trainer.adaptive.warmup_steps == len(trainer.train_loader) == 4
+    target = trainer.adaptive.history[-1].lr
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(target / 4)  # the first step's rate
+
+
 def test_lipschitz_updates_every_n_steps_from_the_hook(tmp_path, data_dir):
     config = load_config("mnist_sgd_hook_steps").replace(**{**TINY, "epochs": 2, "update_every": 2})
     trainer = Trainer(config, RunOptions(out_dir=tmp_path, data_dir=data_dir, progress=False, tensorboard=False))
@@ -127,6 +135,11 @@ def test_lipschitz_updates_every_n_steps_from_the_hook(tmp_path, data_dir):
     [
         ({"update_every": 0}, "update_every must be >= 1"),
         ({"update_every": 5, "statistics": "reference"}, "needs schedule='lipschitz' and statistics='hook'"),
+        ({"warmup_epochs": -1}, "warmup_epochs must be >= 0"),
+        (
+            {"warmup_epochs": 1, "schedule": "constant", "statistics": "reference", "update_every": None},
+            "warmup_epochs ramps LipschitzLR's rate",
+        ),
     ],
 )
 def test_update_every_is_checked(changes, message):
