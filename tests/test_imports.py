@@ -10,8 +10,8 @@ REPO = Path(__file__).resolve().parents[1]
 #: Installed package name -> its folder (pyproject's package-dir).
 PACKAGES = {
     "lipschitz_lr": REPO / "lipschitz_lr",
-    "lipschitz_lr_experiments": REPO / "experiments",
-    "lipschitz_lr_paper_figures": REPO / "paper_figures",
+    "lipschitz_lr_experiments": REPO / "experiments" / "lipschitz_lr_experiments",
+    "lipschitz_lr_paper_figures": REPO / "paper_figures" / "lipschitz_lr_paper_figures",
 }
 
 
@@ -67,6 +67,16 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         if node not in state and (cycle := visit(node)):
             return cycle
     return None
+
+
+def test_each_package_folder_bears_its_import_name():
+    """What a reader opens on disk is what they import: experiments/lipschitz_lr_experiments/train.py is
+    lipschitz_lr_experiments.train, and the design's top-level folders hold the packages."""
+    import importlib
+
+    for name, folder in PACKAGES.items():
+        assert folder.name == name and folder.parent.name in ("main", REPO.name, "experiments", "paper_figures")
+        assert Path(importlib.import_module(name).__file__).resolve().parent == folder.resolve()
 
 
 def test_the_cycle_finder_finds_a_cycle():

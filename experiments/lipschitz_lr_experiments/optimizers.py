@@ -1,7 +1,7 @@
 """The optimiser registry: the paper's optimisers with Keras' constants, Keras-style L2 on conv
 kernels, and learning-rate-free peers from their own packages when installed (the ``baselines``
 extra: D-Adaptation, Prodigy, Schedule-Free, DoG, MoMo and COCOB), each at its package's defaults
-but for ``lr`` (the config's; the peer configs ``experiments/configs/mnist_<name>.toml`` give the
+but for ``lr`` (the config's; the peer configs ``configs/mnist_<name>.toml`` give the
 package's default).
 
 Each entry names the LipschitzLR variant (:data:`lipschitz_lr.variants.VARIANTS`) whose learning

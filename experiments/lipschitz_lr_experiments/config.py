@@ -233,8 +233,8 @@ def clean_variant(config: ExperimentConfig) -> ExperimentConfig:
 
 
 def load_config(path_or_name: str | Path) -> ExperimentConfig:
-    """Load a TOML config by path, or by name from ``experiments/configs`` (``mnist_sgd``); a bundled
-    name ending in ``_clean`` is the :func:`clean_variant` of the config it names without the suffix."""
+    """Load a TOML config by path, or by name from the bundled ``configs/`` (``mnist_sgd``); a bundled name
+    ending in ``_clean`` is the :func:`clean_variant` of the config it names without the suffix."""
     path = Path(path_or_name)
     if not path.exists():
         name = str(path_or_name)

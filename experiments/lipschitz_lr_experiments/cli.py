@@ -4,7 +4,7 @@ Examples::
 
     lipschitz-lr list
     lipschitz-lr run mnist_sgd --data-dir ../shared/data
-    lipschitz-lr run experiments/configs/c10_resnet20_sgd.toml --device cuda --resume
+    lipschitz-lr run experiments/lipschitz_lr_experiments/configs/c10_resnet20_sgd.toml --device cuda --resume
     lipschitz-lr sweep c10_resnet20_sgd_baseline --lr 0.1 0.03 0.01 --epochs 30
     lipschitz-lr reproduce --dataset cifar10 --seeds 0 1 2 --dry-run
     lipschitz-lr classical --out results/classical
