@@ -4,7 +4,9 @@ The public API:
 
 * :class:`AdaptiveLR`, the scheduler (a ``torch.optim.lr_scheduler.LRScheduler``);
 * :mod:`lipschitz_lr.bounds`, the bound formulas as pure functions;
-* :mod:`lipschitz_lr.statistics`, collecting the activation statistics they need;
+* :mod:`lipschitz_lr.statistics`, collecting the activation statistics they need (the reference pass), from
+  the batches of :mod:`lipschitz_lr.batches`, at the head :mod:`lipschitz_lr.models` finds; the fast
+  :mod:`lipschitz_lr.head_hook` and the all-reduce of :mod:`lipschitz_lr.distributed`;
 * :mod:`lipschitz_lr.variants`, how each optimiser variant turns the bounds into a learning rate;
 * :func:`keras_cross_entropy`, the authors' Keras-clipped training loss (:mod:`lipschitz_lr.losses`).
 """
@@ -13,7 +15,8 @@ from . import bounds, statistics, variants
 from .adaptive_lr import AdaptiveLR, EpochRecord
 from .bounds import LOSSES
 from .losses import keras_cross_entropy
-from .statistics import LipschitzStatistics, collect_statistics, find_head, max_weight_norm
+from .models import find_head, max_weight_norm
+from .statistics import LipschitzStatistics, collect_statistics
 from .variants import VARIANTS
 
 __all__ = [

@@ -21,24 +21,13 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from ._checks import beta, choice, finite_nonnegative, integer, real
+from .batches import BatchUnpacker, default_unpack_batch, statistics_loader
+from .batches import call_model as default_call_model
 from .bounds import LOSSES, MSE_SIGNS, MSESign, loss_coefficient, second_moment_bound, weight_decay_bound
-from .statistics import (
-    BATCHNORM_MODES,
-    BatchUnpacker,
-    HeadHook,
-    LipschitzStatistics,
-    all_reduce_max,
-    collect_statistics,
-    default_unpack_batch,
-    find_head,
-    head_from_forward,
-    is_compiled,
-    max_weight_norm,
-    model_device,
-    statistics_loader,
-    unwrap_model,
-)
-from .statistics import call_model as default_call_model
+from .distributed import all_reduce_max
+from .head_hook import HeadHook
+from .models import find_head, head_from_forward, is_compiled, max_weight_norm, model_device, unwrap_model
+from .statistics import BATCHNORM_MODES, LipschitzStatistics, collect_statistics
 from .variants import VARIANTS, expected_variant
 
 logger = logging.getLogger(__name__)
@@ -349,7 +338,7 @@ class AdaptiveLR(LRScheduler):
             for ``statistics="reference"`` (or ``dataset``); with ``"hook"`` it is used only for epoch 0.
         dataset: instead of ``loader``, a map-style ``Dataset`` of the clean training set (no
             augmentation); the in-order loader is built from it at ``batch_size``
-            (:func:`~lipschitz_lr.statistics.statistics_loader`). Needs ``batch_size``.
+            (:func:`~lipschitz_lr.batches.statistics_loader`). Needs ``batch_size``.
         loss: one of ``"cross_entropy"`` (default), ``"binary_cross_entropy"``, ``"mse"``,
             ``"mae"``, ``"quantile"``.
         num_classes: ``k``, required for cross-entropy.
@@ -1045,7 +1034,7 @@ class AdaptiveLR(LRScheduler):
         passes that were not training with this scheduler's optimizer). A no-op in reference mode.
 
         Forward passes followed by another optimizer's step (a learning-rate finder's) are dropped
-        without this call; see :class:`~lipschitz_lr.statistics.HeadHook`.
+        without this call; see :class:`~lipschitz_lr.head_hook.HeadHook`.
         """
         if self._hook is not None:
             self._hook.reset()

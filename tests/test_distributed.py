@@ -66,7 +66,8 @@ def test_two_gloo_ranks_end_with_identical_lrs(tmp_path, statistics):
 def test_the_all_reduce_runs_on_the_models_device_and_nccl_needs_a_gpu(monkeypatch):
     """NCCL reduced on "cuda", the current device: cuda:0 on every rank that never called set_device."""
     import lipschitz_lr.adaptive_lr as adaptive_lr
-    from lipschitz_lr.statistics import LipschitzStatistics, all_reduce_max
+    from lipschitz_lr.distributed import all_reduce_max
+    from lipschitz_lr.statistics import LipschitzStatistics
 
     seen = []
     monkeypatch.setattr(adaptive_lr, "all_reduce_max", lambda stats, device: seen.append(device) or stats)

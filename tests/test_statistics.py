@@ -4,13 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from lipschitz_lr.statistics import (
-    HeadHook,
-    StatisticsAccumulator,
-    collect_statistics,
-    find_head,
-    max_weight_norm,
-)
+from lipschitz_lr.models import max_weight_norm
+from lipschitz_lr.statistics import StatisticsAccumulator, collect_statistics
 
 
 def mlp_with_bn_dropout(d_in=6, hidden=16, k=4):
@@ -29,33 +24,6 @@ def head_inputs(model, data):
     """Penultimate activations computed by slicing the Sequential (an independent path)."""
     with torch.no_grad():
         return [model[:-1](x) for x, _ in data]
-
-
-def test_find_head_default_name_and_errors():
-    model = mlp_with_bn_dropout()
-    assert find_head(model) is model[4]
-    assert find_head(model, "2") is model[2]
-    assert find_head(model, model[0]) is model[0]
-    with pytest.raises(ValueError, match="has no nn.Linear"):
-        find_head(nn.Sequential(nn.Conv2d(1, 1, 3), nn.ReLU()))
-    with pytest.raises(ValueError, match="head='classifier' is not a submodule"):
-        find_head(model, "classifier")
-    with pytest.raises(ValueError, match="is not a module of"):
-        find_head(model, nn.Linear(2, 2))
-
-
-def test_max_weight_norm_is_largest_single_tensor_including_bn_buffers():
-    model = mlp_with_bn_dropout()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.fill_(0.01)
-        model[2].running_var.fill_(100.0)  # norm 100 * sqrt(16) = 400
-    model[2].num_batches_tracked.fill_(10**6)  # integer: skipped
-    assert max_weight_norm(model) == pytest.approx(400.0)
-    global_norm = math.sqrt(
-        sum(float(t.double().square().sum()) for t in model.state_dict().values() if t.is_floating_point())
-    )
-    assert max_weight_norm(model) < global_norm
 
 
 def test_reference_pass_matches_hand_computation_and_keeps_partial_batch():
@@ -191,48 +159,6 @@ def test_keyword_inputs_several_inputs_and_the_models_dtype():
     assert positional.k_z == pytest.approx(stats.k_z)
     double = nn.Sequential(nn.Linear(3, 5), nn.ReLU(), nn.Linear(5, 2)).double()  # float32 batches cast to it
     assert collect_statistics(double, [torch.randn(4, 3)]).k_z > 0
-
-
-def test_hook_matches_reference_pass_without_bn_dropout_and_fixed_weights():
-    torch.manual_seed(1)
-    model = nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 4))
-    data = batches(n_batches=4, m=8, last=3)
-    with HeadHook(model[-1]) as hook:
-        model.train()
-        with torch.no_grad():
-            for x, _ in data:
-                model(x)
-        model.eval()
-        for x, _ in data:  # evaluation passes are ignored
-            model(x * 1000)
-        hooked = hook.accumulator.result(max_weight_norm(model))
-    reference = collect_statistics(model, data)
-    assert hooked.k_z == pytest.approx(reference.k_z, rel=1e-12)
-    assert hooked.s == pytest.approx(reference.s, rel=1e-12)
-    assert hooked.num_batches == reference.num_batches == 4
-
-
-def test_head_hook_loads_the_earlier_state_format():
-    """Checkpoints written before the pending/counted split held the counted maxima alone."""
-    head = torch.nn.Linear(3, 2)
-    hook = HeadHook(head, torch.optim.SGD(head.parameters(), lr=0.1))
-    hook.load_state_dict({"maxima": [2.0, 3.0, 1.0, 0.0, 8.0], "num_batches": 4})
-    assert hook.accumulator.maxima().tolist() == [2.0, 3.0, 1.0, 0.0, 8.0] and hook.accumulator.num_batches == 4
-    assert hook.pending.num_batches == 0
-    hook.remove()
-
-
-def test_the_statistics_loader_for_a_gpu_model_pins_memory_and_uses_workers():
-    from lipschitz_lr.statistics import statistics_loader
-
-    dataset = torch.utils.data.TensorDataset(torch.randn(10, 3), torch.zeros(10))
-    on_cpu = statistics_loader(dataset, 4, "cpu")
-    assert on_cpu.num_workers == 0 and not on_cpu.pin_memory and len(on_cpu) == 3
-    on_gpu = statistics_loader(dataset, 4, torch.device("cuda", 0))  # built, not iterated: no GPU needed
-    assert on_gpu.pin_memory and on_gpu.num_workers >= 1 and on_gpu.persistent_workers
-    assert statistics_loader(dataset, 4, "cuda", num_workers=0).num_workers == 0  # the caller's word wins
-    with pytest.raises(ValueError, match="in order and keeps every example"):
-        statistics_loader(dataset, 4, shuffle=True)
 
 
 def test_the_batch_statistics_pass_leaves_batchnorm_as_it_found_it():

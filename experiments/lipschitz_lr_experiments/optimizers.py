@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.optim import SGD, Adam, Optimizer, RMSprop
 
-from lipschitz_lr.statistics import unwrap_model
+from lipschitz_lr.models import unwrap_model
 
 from .errors import ConfigError
 from .registry import Registry
