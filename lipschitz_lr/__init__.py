@@ -2,7 +2,8 @@
 
 The public API:
 
-* :class:`AdaptiveLR`, the scheduler (a ``torch.optim.lr_scheduler.LRScheduler``);
+* :class:`AdaptiveLR`, the scheduler (a ``torch.optim.lr_scheduler.LRScheduler``), and its
+  :class:`Options` (:mod:`lipschitz_lr.options`);
 * :mod:`lipschitz_lr.bounds`, the bound formulas as pure functions;
 * :mod:`lipschitz_lr.statistics`, collecting the activation statistics they need (the reference pass), from
   the batches of :mod:`lipschitz_lr.batches`, at the head :mod:`lipschitz_lr.models` finds; the fast
@@ -16,6 +17,7 @@ from .adaptive_lr import AdaptiveLR, EpochRecord
 from .bounds import LOSSES
 from .losses import keras_cross_entropy
 from .models import find_head, max_weight_norm
+from .options import Options
 from .statistics import LipschitzStatistics, collect_statistics
 from .variants import VARIANTS
 
@@ -25,6 +27,7 @@ __all__ = [
     "AdaptiveLR",
     "EpochRecord",
     "LipschitzStatistics",
+    "Options",
     "bounds",
     "collect_statistics",
     "find_head",

@@ -1,0 +1,280 @@
+"""AdaptiveLR's options: one frozen, validated object, grouped by concern.
+
+:class:`Options` is the one list of what an :class:`~lipschitz_lr.AdaptiveLR` can be told besides
+its wiring (optimizer, model, loader, ...). Each field carries its concern and its documentation;
+from it derive the keyword arguments ``AdaptiveLR`` accepts (and shows in its signature), their
+validation, the options part of its ``state_dict`` and the ``Options:`` section of its docstring.
+Hyper-parameters only: the running state (the EMAs, the history) lives in the scheduler.
+
+Example:
+    >>> options = Options(num_classes=10, variant="adam")
+    >>> options.beta2  # the variant's default, resolved
+    0.999
+    >>> options.replace(warmup_steps=100).warmup_steps
+    100
+    >>> Options(variant="adamw")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown variant 'adamw'; expected one of sgd, momentum, rmsprop, adam
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+import operator
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ._checks import beta, choice, finite_nonnegative, integer, real
+from .bounds import LOSSES, MSE_SIGNS, loss_coefficient
+from .statistics import BATCHNORM_MODES
+from .variants import VARIANTS
+
+__all__ = ["GROUPS", "MOMENTUM_SEEDS", "STATISTICS_SOURCES", "Options", "options_doc"]
+
+STATISTICS_SOURCES: tuple[str, ...] = ("reference", "hook")
+#: How ``initial_lr`` seeds AdaMo's ``K1``: ``"value"`` (``K1 = x``, the authors' code) or ``"reciprocal"`` (``1/x``).
+MOMENTUM_SEEDS: tuple[str, ...] = ("value", "reciprocal")
+#: The concerns the options are grouped by, in the docstring's order.
+GROUPS: dict[str, str] = {
+    "loss": "The loss and its bound",
+    "variant": "The variant and its EMAs",
+    "statistics": "The statistics",
+    "safety": "Clamps, warm-up and the Keras decay",
+}
+
+
+def _optional(check: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:
+    return lambda name, value: None if value is None else check(name, value)
+
+
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"requires True or False for {name}, got {name}={value!r}")
+    return bool(value)
+
+
+def _clamp(name: str, value: Any) -> float | tuple[float, ...] | None:
+    """One clamp (the group with the largest initial rate; the others in proportion) or one per group."""
+    if value is None:
+        return None
+    values = [real(name, v) for v in value] if isinstance(value, (list, tuple)) else [real(name, value)]
+    if any(math.isnan(v) or v < 0 for v in values):
+        raise ValueError(f"requires non-negative {name}, got {name}={value!r}")
+    return tuple(values) if isinstance(value, (list, tuple)) else values[0]
+
+
+def _choices(options: Sequence[str]) -> Callable[[str, Any], str]:
+    return lambda name, value: choice(name, value, options)
+
+
+def _at_least(minimum: int) -> Callable[[str, Any], int]:
+    return lambda name, value: integer(name, value, minimum)
+
+
+def _option(default: Any, group: str, check: Callable[[str, Any], Any], doc: str) -> Any:
+    return field(default=default, metadata={"group": group, "check": check, "doc": " ".join(doc.split())})
+
+
+@dataclass(frozen=True)
+class Options:
+    """What an :class:`~lipschitz_lr.AdaptiveLR` computes and how, apart from its wiring (see :func:`options_doc`).
+
+    Every value is checked at construction (a ``ValueError`` names it) and stored as a plain Python
+    value, so a ``state_dict`` holding it loads with ``torch.load(weights_only=True)``.
+    """
+
+    # --- the loss and its bound
+    loss: str = _option(
+        "cross_entropy", "loss", _choices(LOSSES),
+        "one of ``\"cross_entropy\"`` (default), ``\"binary_cross_entropy\"``, ``\"mse\"``, ``\"mae\"``, "
+        "``\"quantile\"``.",
+    )  # fmt: skip
+    num_classes: int | None = _option(None, "loss", _optional(_at_least(2)), "``k``, required for cross-entropy.")
+    weight_decay: float = _option(
+        0.0, "loss", finite_nonnegative, '``lambda`` of the L2 term in ``K`` (the paper\'s "weight decay"). Default 0.'
+    )
+    tau: float | None = _option(None, "loss", _optional(real), 'quantile level, required for ``loss="quantile"``.')
+    num_outputs: int = _option(1, "loss", _at_least(1), 'outputs of the network, for ``loss="mae"``.')
+    average_outputs: bool = _option(False, "loss", _flag, 'the MAE averages over the outputs (``loss="mae"``).')
+    mse_sign: str = _option(
+        "plus", "loss", _choices(MSE_SIGNS), '``"plus"`` (a valid bound, default) or ``"minus"`` (the authors\' code).'
+    )
+    target_norm: float | None = _option(
+        None, "loss", _optional(finite_nonnegative),
+        "``||y||`` for ``loss=\"mse\"``; default the largest batch target norm the reference pass sees. "
+        "Required for MSE with ``statistics=\"hook\"``.",
+    )  # fmt: skip
+    # --- the variant and its EMAs
+    variant: str = _option(
+        "sgd", "variant", _choices(tuple(VARIANTS)),
+        "``\"sgd\"`` (default), ``\"momentum\"`` (AdaMo), ``\"rmsprop\"`` or ``\"adam\"``: how ``K`` becomes a rate "
+        "(:data:`~lipschitz_lr.variants.VARIANTS`).",
+    )  # fmt: skip
+    initial_lr: float | None = _option(
+        None, "variant", _optional(real),
+        "epoch-0 learning rate. ``None`` (default) computes it from the initial weights. A value is used for "
+        "epoch 0 as is; for ``\"momentum\"`` it also seeds ``K1`` (the paper's ``x``, see ``momentum_seed``); "
+        "for ``\"rmsprop\"``/``\"adam\"`` the EMAs then start at epoch 1.",
+    )  # fmt: skip
+    momentum_seed: str = _option(
+        "value", "variant", _choices(MOMENTUM_SEEDS),
+        "how ``initial_lr = x`` seeds AdaMo's ``K1``: ``\"value\"`` (default): ``K1 = x``, as the authors' code, so "
+        "epoch 1 gets ``1/(beta1 x + (1-beta1) K)``; ``\"reciprocal\"``: ``K1 = 1/x``, consistent with ``lr = 1/K1``.",
+    )  # fmt: skip
+    beta1: float = _option(0.9, "variant", beta, "EMA factor of ``K1`` (momentum, adam). Default 0.9.")
+    beta2: float | None = _option(
+        None,
+        "variant",
+        _optional(beta),
+        "EMA factor of ``K2``; default 0.9 for rmsprop (Keras ``rho``), 0.999 for adam.",
+    )
+    eps: float = _option(1e-7, "variant", finite_nonnegative, "added to ``sqrt(K2)``. Default 1e-7 (Keras).")
+    bias_correction: bool = _option(
+        False, "variant", _flag, "divide the EMAs by ``1 - beta**n`` (rmsprop, adam). Default False, as the authors."
+    )
+    # --- the statistics
+    statistics: str = _option(
+        "reference", "statistics", _choices(STATISTICS_SOURCES),
+        "``\"reference\"`` (default: an extra in-order eval pass over the loader, the paper's) or ``\"hook\"`` (the "
+        "training forward passes, no extra pass; not reference-equivalent).",
+    )  # fmt: skip
+    batchnorm: str = _option(
+        "batch", "statistics", _choices(BATCHNORM_MODES),
+        "how BatchNorm layers normalise in the reference pass (and hook mode's epoch 0). ``\"batch\"`` (default): "
+        "each batch by its own statistics, running statistics untouched; safe from the first epoch. "
+        "``\"running\"``: their running statistics (eval mode), the paper's; at initialisation these are 0 and 1, "
+        "and in many modern networks the head's inputs then nearly vanish (torchvision mobilenet_v3_small: K_z "
+        "1e-7, a first rate of 1.7e8, against 5.5 and 3.2 with ``\"batch\"``; ``benchmarks/batchnorm_modes.py``).",
+    )  # fmt: skip
+    batch_size: int | None = _option(
+        None, "statistics", _optional(_at_least(1)),
+        "``m``; default ``loader.batch_size``, else the largest batch seen. A head applied per token counts every "
+        "(batch, token) row unless ``batch_size`` is given.",
+    )  # fmt: skip
+    statistics_batches: int | None = _option(
+        None, "statistics", _optional(_at_least(1)),
+        "the reference pass reads only the loader's first ``N`` batches (cheaper; beyond the paper, whose ``K_z`` "
+        "is over every batch, so the rate is at least as large). Default ``None``: every batch.",
+    )  # fmt: skip
+    # --- clamps and safety
+    min_lr: float | tuple[float, ...] | None = _option(
+        None, "safety", _clamp,
+        "clamp. One value clamps the group with the largest initial rate and the others in proportion, so the "
+        "groups keep their ratios; a list gives one per group. Groups added later take their ratio, unclamped.",
+    )  # fmt: skip
+    max_lr: float | tuple[float, ...] | None = _option(None, "safety", _clamp, "clamp, as ``min_lr``.")
+    warmup_steps: int = _option(
+        0, "safety", _at_least(0),
+        "a linear warm-up over the first ``N`` optimizer steps: step ``t`` uses the computed rate times "
+        "``min(1, (t + 1) / N)``, towards whatever each epoch computes. Default 0 (none, the paper's). AdaptiveLR "
+        "cannot be composed with ``SequentialLR``/``ChainedScheduler``: it refuses a rate it did not write.",
+    )  # fmt: skip
+    warmup_epochs: int = _option(
+        0, "safety", _at_least(0),
+        "the same over whole epochs, ``warmup_epochs * len(loader)`` optimizer steps (one batch per step; with "
+        "gradient accumulation give ``warmup_steps``). Saved as ``warmup_steps``.",
+    )  # fmt: skip
+    keras_decay: bool = _option(
+        False, "safety", _flag,
+        "also divide the rate every optimizer step by ``1 + lambda t``, ``t`` the global iteration, as the "
+        "authors' Keras optimizers did (their ``decay``). Default False (clean); True for faithful reproduction.",
+    )  # fmt: skip
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            object.__setattr__(self, f.name, f.metadata["check"](f.name, getattr(self, f.name)))
+        if self.beta2 is None:
+            object.__setattr__(self, "beta2", VARIANTS[self.variant].default_beta2)
+        if self.loss == "cross_entropy" and self.num_classes is None:
+            raise ValueError("loss='cross_entropy' requires num_classes, got num_classes=None")
+        if self.bias_correction and not VARIANTS[self.variant].second_moment:
+            raise ValueError(f"bias_correction applies to variant 'rmsprop' or 'adam', got variant={self.variant!r}")
+        if self.initial_lr is not None and not (math.isfinite(self.initial_lr) and self.initial_lr > 0):
+            raise ValueError(f"requires a finite, positive initial_lr, got initial_lr={self.initial_lr!r}")
+        if self.warmup_steps and self.warmup_epochs:
+            raise ValueError(
+                f"give warmup_steps or warmup_epochs, not both, got warmup_steps={self.warmup_steps}, "
+                f"warmup_epochs={self.warmup_epochs}"
+            )
+        if self.loss == "mse" and self.statistics == "hook" and self.target_norm is None:
+            raise ValueError("loss='mse' with statistics='hook' requires target_norm (forward hooks see no targets)")
+        if self.min_lr is not None and self.max_lr is not None:
+            lows, highs = (v if isinstance(v, tuple) else (v,) for v in (self.min_lr, self.max_lr))
+            if len(lows) == len(highs):
+                for i, (low, high) in enumerate(zip(lows, highs, strict=True)):
+                    if low > high:
+                        raise ValueError(
+                            f"min_lr must not exceed max_lr, got min_lr={low!r} > max_lr={high!r} for group {i}"
+                        )
+        # the loss's arguments (tau for quantile, ...), checked now rather than at the first step
+        loss_coefficient(
+            self.loss,
+            self.batch_size or 1,
+            num_classes=self.num_classes,
+            tau=self.tau,
+            num_outputs=self.num_outputs,
+            average_outputs=self.average_outputs,
+            mse_sign=self.mse_sign,
+        )
+
+    def replace(self, **changes: Any) -> Options:
+        """A copy with ``changes``, checked again."""
+        unknown = sorted(set(changes) - set(names()))
+        if unknown:
+            raise TypeError(f"unknown AdaptiveLR option(s) {unknown}; the options are {', '.join(names())}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The options as plain values (a per-group clamp as a list), as ``state_dict`` saves them."""
+        return {name: list(value) if isinstance(value, tuple) else value for name, value in self.__dict__.items()}
+
+
+def names() -> tuple[str, ...]:
+    """The option names, in the order of :class:`Options`."""
+    return tuple(f.name for f in dataclasses.fields(Options))
+
+
+def options_doc(indent: str = "    ") -> str:
+    """The options' documentation, grouped by concern: each concern's title two ``indent`` in, its options
+    three (the ``Options`` section of ``AdaptiveLR``'s docstring)."""
+    lines = []
+    for group, title in GROUPS.items():
+        lines.append(f"{indent * 2}{title}:")
+        for f in dataclasses.fields(Options):
+            if f.metadata["group"] == group:
+                lines.append(f"{indent * 3}{f.name}: {f.metadata['doc']}")
+    return "\n".join(lines)
+
+
+def known(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` if each names an option; else a ``TypeError`` listing the options."""
+    unknown = sorted(set(values) - set(names()))
+    if unknown:
+        raise TypeError(f"AdaptiveLR got unknown option(s) {unknown}; the options are {', '.join(names())}")
+    return values
+
+
+def expose_options(cls: type) -> None:
+    """Make each option of :class:`Options` a read-only attribute of ``cls`` (read from its ``options``), a
+    keyword of its ``__init__``'s signature (for ``help()`` and editors), and fill the ``{options}`` of its
+    docstring with :func:`options_doc`: the one list, written once."""
+    for f in dataclasses.fields(Options):
+        getter = operator.attrgetter(f"options.{f.name}")
+        setattr(cls, f.name, property(getter, doc=f"The option ``{f.name}`` (read-only): {f.metadata['doc']}"))
+    cls.__doc__ = (cls.__doc__ or "").replace("{options}", options_doc("    "))
+    init = inspect.signature(cls.__init__)
+    cls.__init__.__signature__ = init.replace(  # type: ignore[attr-defined]
+        parameters=[
+            *(p for p in init.parameters.values() if p.kind != p.VAR_KEYWORD),
+            *(
+                inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=f.type)
+                for f in dataclasses.fields(Options)
+            ),
+        ]
+    )

@@ -1,0 +1,138 @@
+"""What an :class:`~lipschitz_lr.AdaptiveLR` remembers: one :class:`EpochRecord` per ``step()``, and the
+check of the running state a ``state_dict`` restores (its options are :class:`~lipschitz_lr.options.Options`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ._checks import finite_nonnegative, integer
+from .options import Options, names
+
+__all__ = ["RUNNING_STATE", "EpochRecord", "checked_state", "restored_options", "upgraded_state"]
+
+#: Options that belong to the model and the wiring: a ``state_dict`` must agree on them.
+STRUCTURAL = ("variant", "num_classes", "statistics")
+
+#: The running state a ``state_dict`` holds besides the options and the history.
+RUNNING_STATE = (
+    "last_epoch",
+    "_step_count",
+    "base_lrs",
+    "_last_lr",
+    "_epoch_lrs",
+    "_k1",
+    "_k2",
+    "_num_updates",
+    "_iteration",
+)
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """Diagnostics of one ``step()`` (one epoch).
+
+    Attributes:
+        epoch: the epoch this learning rate is for (0 = computed at construction); when
+            ``step()`` is called every N optimizer steps instead of every epoch, the period.
+        k_z: largest Frobenius norm of a batch of head inputs.
+        s: largest Frobenius norm of the elementwise square of a batch of head inputs.
+        max_weight_norm: largest Frobenius norm of a single tensor of the model's state.
+        k: the Lipschitz bound ``c * K_z + lambda * max_weight_norm`` of this epoch.
+        method_lr: the learning rate the method chose (``1/K``, ``1/K1``, ...), before the
+            optimizer mapping, group ratios and clamps.
+        lr: the value written for the group with the largest initial learning rate, at the
+            start of the epoch (before any per-iteration Keras decay).
+        note: ``""``, ``"initial_lr"``, ``"clamped"`` or ``"guarded"`` (kept the previous LR).
+    """
+
+    epoch: int
+    k_z: float
+    s: float
+    max_weight_norm: float
+    k: float
+    method_lr: float
+    lr: float
+    note: str = ""
+
+
+def checked_state(state: dict[str, Any], n_groups: int) -> dict[str, Any]:
+    """Validate the running state of a ``state_dict`` (everything but the configuration)."""
+
+    def rates(key: str, allow_empty: bool = False) -> list[float]:
+        values = state[key]
+        if not isinstance(values, (list, tuple)) or (len(values) != n_groups and not (allow_empty and not values)):
+            raise ValueError(f"state_dict[{key!r}] must be a list of {n_groups} learning rates, got {values!r}")
+        return [finite_nonnegative(key, v) for v in values]
+
+    checked = {
+        "last_epoch": integer("last_epoch", state["last_epoch"], 0),
+        "_step_count": integer("_step_count", state["_step_count"], 0),
+        "base_lrs": rates("base_lrs"),
+        "_last_lr": rates("_last_lr"),
+        "_epoch_lrs": rates("_epoch_lrs", allow_empty=True),
+        "_k1": finite_nonnegative("_k1", state["_k1"]),
+        "_k2": finite_nonnegative("_k2", state["_k2"]),
+        "_num_updates": integer("_num_updates", state["_num_updates"], 0),
+        "_iteration": integer("_iteration", state["_iteration"], 0),
+    }
+    try:
+        checked["history"] = [EpochRecord(**record) for record in state["history"]]
+    except TypeError as error:
+        raise ValueError(f"state_dict['history'] must be a list of EpochRecord fields: {error}") from error
+    if len(checked["history"]) != checked["last_epoch"] + 1:
+        raise ValueError(
+            f"state_dict['history'] has {len(checked['history'])} records but last_epoch is {checked['last_epoch']}"
+        )
+    return checked
+
+
+def upgraded_state(state: dict[str, Any], current: Options) -> dict[str, Any]:
+    """A ``state_dict`` in today's layout: the per-group clamps were saved as ``min_lrs``/``max_lrs``; an option
+    added since takes its earlier behaviour (``batchnorm="running"``: the passes used the running statistics)."""
+    state = dict(state)
+    for old, new in (("min_lrs", "min_lr"), ("max_lrs", "max_lr")):
+        if old in state and new not in state:
+            state[new] = state.pop(old)
+    earlier = {
+        "momentum_seed": current.momentum_seed,
+        "hook_statistics": None,
+        "statistics_batches": None,
+        "batchnorm": "running",
+        "warmup_steps": 0,
+        "warmup_epochs": 0,
+        "statistics": current.statistics,
+    }
+    return {**earlier, **state}
+
+
+def restored_options(state: dict[str, Any], current: Options, n_groups: int) -> tuple[dict[str, Any], Options]:
+    """A ``state_dict`` (upgraded to today's layout) and its checked options, refused when it is not an AdaptiveLR
+    state, has another number of param groups, or differs from ``current`` in a :data:`STRUCTURAL` option."""
+    state = upgraded_state(state, current)
+    missing = [key for key in (*names(), *RUNNING_STATE, "history") if key not in state]
+    if missing:
+        raise ValueError(f"not an AdaptiveLR state_dict: missing keys {missing}")
+    if len(state["base_lrs"]) != n_groups:
+        raise ValueError(f"state_dict has {len(state['base_lrs'])} param groups, the optimizer has {n_groups}")
+    saved = Options(**{key: state[key] for key in names()})
+    for key in ("min_lr", "max_lr"):
+        if not isinstance(getattr(saved, key), tuple) or len(getattr(saved, key)) != n_groups:
+            raise ValueError(
+                f"state_dict[{key!r}] must hold one clamp per param group ({n_groups}), got {getattr(saved, key)!r}"
+            )
+    for key in STRUCTURAL:
+        if getattr(saved, key) != getattr(current, key):
+            why = {
+                "num_classes": "k is a property of the model's head, and the saved rates and statistics belong to "
+                "another model; load it into a scheduler built for the same model",
+                "statistics": "the statistics source is wired at construction (a forward hook or a loader)",
+            }.get(key, "")
+            ours, theirs = getattr(current, key), getattr(saved, key)
+            pair = (
+                f"of variant {theirs!r} into an AdaptiveLR of variant {ours!r}"
+                if key == "variant"
+                else f"saved with {key}={theirs!r} into an AdaptiveLR with {key}={ours!r}"
+            )
+            raise ValueError(f"cannot load a state_dict {pair}" + (f": {why}" if why else ""))
+    return state, saved

@@ -1,0 +1,72 @@
+"""lipschitz_lr.options: one validated object from which AdaptiveLR's keywords, attributes, docstring and the
+options part of its state_dict derive."""
+
+import dataclasses
+import inspect
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from lipschitz_lr import AdaptiveLR, Options
+from lipschitz_lr.options import GROUPS, names
+
+
+def _scheduler(**options):
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    data = [(torch.randn(8, 4), torch.randint(0, 3, (8,))) for _ in range(2)]
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    return AdaptiveLR(opt, model, data, num_classes=3, **options)
+
+
+def test_every_option_has_a_concern_a_doc_and_a_check():
+    for f in dataclasses.fields(Options):
+        assert f.metadata["group"] in GROUPS and len(f.metadata["doc"]) > 10 and callable(f.metadata["check"])
+
+
+def test_the_keywords_attributes_docstring_and_state_derive_from_the_one_list():
+    sched = _scheduler(weight_decay=1e-3, warmup_steps=2)
+    signature = inspect.signature(AdaptiveLR)
+    doc = AdaptiveLR.__doc__
+    for name in names():
+        assert signature.parameters[name].kind is inspect.Parameter.KEYWORD_ONLY
+        assert f"            {name}: " in doc and getattr(sched, name) == getattr(sched.options, name)
+    state = sched.state_dict()
+    assert set(names()) <= set(state) and json.loads(json.dumps(state))["weight_decay"] == 1e-3
+    assert (
+        sched.min_lr == (0.0,) and sched.max_lr == (float("inf"),) and sched.batch_size is None
+    )  # resolved (a list: m read per batch)
+    with pytest.raises(AttributeError):
+        sched.weight_decay = 0.5  # read-only: options change through load_state_dict
+
+
+def test_options_are_checked_and_an_options_object_is_accepted():
+    with pytest.raises(ValueError, match="unknown variant 'adamw'"):
+        Options(num_classes=3, variant="adamw")
+    with pytest.raises(ValueError, match="requires True or False for keras_decay"):
+        Options(num_classes=3, keras_decay="yes")
+    with pytest.raises(ValueError, match="give warmup_steps or warmup_epochs, not both"):
+        Options(num_classes=3, warmup_steps=2, warmup_epochs=1)
+    with pytest.raises(TypeError, match=r"unknown option\(s\) \['warmup'\]"):
+        _scheduler(warmup=3)
+    options = Options(num_classes=3, variant="adam")
+    assert options.beta2 == 0.999 and options.replace(beta2=0.99).beta2 == 0.99
+    model = nn.Sequential(nn.Linear(4, 3))
+    data = [(torch.randn(8, 4), torch.randint(0, 3, (8,)))]
+    sched = AdaptiveLR(torch.optim.Adam(model.parameters()), model, data, options=options, bias_correction=True)
+    assert sched.variant == "adam" and sched.bias_correction and sched.options.num_classes == 3
+
+
+def test_a_state_saved_before_the_options_object_still_loads():
+    """Per-group clamps were saved as min_lrs/max_lrs, and statistics/warmup_epochs were not saved."""
+    sched = _scheduler()
+    state = sched.state_dict()
+    old = {k: v for k, v in state.items() if k not in ("min_lr", "max_lr", "statistics", "warmup_epochs")}
+    old.update(min_lrs=[0.0], max_lrs=[1.0])
+    fresh = _scheduler()
+    with pytest.warns(UserWarning, match=r"max_lr \(inf,\) -> \(1.0,\)"):
+        fresh.load_state_dict(old)
+    assert fresh.max_lr == (1.0,)
+    with pytest.raises(ValueError, match="saved with statistics='hook' into an AdaptiveLR with statistics='reference'"):
+        fresh.load_state_dict({**state, "statistics": "hook"})
