@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 export LIPSCHITZ_LR_DATA ?= $(abspath $(CURDIR)/../shared/data)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup demo test test-slow lint bench clean
+.PHONY: setup demo test test-slow lint bench docs notebooks clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ test-slow: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+docs: setup
+	$(PY) -c "from lipschitz_lr.options import options_markdown; print(options_markdown(), end='')" > docs/options.md
+
+notebooks: setup
+	$(PY) notebooks/execute.py
 
 bench: setup
 	$(PY) benchmarks/scheduler_overhead.py

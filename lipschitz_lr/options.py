@@ -278,3 +278,21 @@ def expose_options(cls: type) -> None:
             ),
         ]
     )
+
+
+def options_markdown() -> str:
+    """``docs/options.md``: the options grouped by concern, each with its default (written by ``make docs``)."""
+    lines = [
+        "# AdaptiveLR's options",
+        "",
+        "Generated from `lipschitz_lr.options.Options` by `make docs` (a test checks that this file is current).",
+        "Pass them to `AdaptiveLR(...)` as keywords or as `options=Options(...)`; each is also a read-only",
+        "attribute of the scheduler and a key of its `state_dict()`.",
+    ]
+    for group, title in GROUPS.items():
+        lines += ["", f"## {title}", "", "| option | default | meaning |", "|---|---|---|"]
+        for f in dataclasses.fields(Options):
+            if f.metadata["group"] == group:
+                doc = f.metadata["doc"].replace("|", "\\|")
+                lines.append(f"| `{f.name}` | `{f.default!r}` | {doc} |")
+    return "\n".join(lines) + "\n"

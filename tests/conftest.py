@@ -44,22 +44,29 @@ TINY_MNIST: dict[str, Any] = {
     "schedule": "lipschitz",
     "epochs": 3,
     "batch_size": 128,
-    "initial_lr": 0.05,
-    "momentum_seed": "reciprocal",  # K1 = 1/x keeps a tiny run's rates moderate (K1 = x gives ~6)
+    # K1 = 1/x keeps a tiny run's rates moderate (K1 = x gives ~6)
+    "schedule_args": {"initial_lr": 0.05, "momentum_seed": "reciprocal"},
     "train_subset": 1024,
     "test_subset": 500,
 }
 
 
 def write_tiny_config(path: Path, **changes: Any) -> Path:
-    """Write :data:`TINY_MNIST` with ``changes`` (a value of None drops the key) as a TOML file. The
-    LipschitzLR-only keys (``initial_lr``, ``momentum_seed``) are dropped for other schedules."""
+    """Write :data:`TINY_MNIST` with ``changes`` (a value of None drops the key) as a TOML file. LipschitzLR's
+    ``schedule_args`` are dropped for other schedules unless ``changes`` gives some."""
     keys = {**TINY_MNIST, **changes}
-    if keys["schedule"] != "lipschitz":
-        keys.update(initial_lr=None, momentum_seed=None)
+    if keys["schedule"] != "lipschitz" and "schedule_args" not in changes:
+        keys["schedule_args"] = None
     keys = {key: value for key, value in keys.items() if value is not None}
-    path.write_text("".join(f"{key} = {json.dumps(value)}\n" for key, value in keys.items()))
+    path.write_text("".join(f"{key} = {_toml(value)}\n" for key, value in keys.items()))
     return path
+
+
+def _toml(value: Any) -> str:
+    """A TOML value: JSON's scalars and arrays are TOML's; a dict is an inline table."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items() if v is not None) + "}"
+    return json.dumps(value)
 
 
 @pytest.fixture(scope="session")

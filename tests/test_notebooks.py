@@ -1,4 +1,5 @@
-"""The notebooks run top to bottom on CPU (their outputs are not committed)."""
+"""The notebooks are committed with their outputs (``make notebooks``), small enough to review, and run top to
+bottom on CPU."""
 
 from pathlib import Path
 
@@ -9,11 +10,15 @@ from nbclient import NotebookClient
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 
 
-def test_there_are_two_notebooks_without_outputs():
+def test_the_two_notebooks_are_committed_with_their_outputs():
     assert [p.name for p in NOTEBOOKS] == ["quickstart.ipynb", "reproduction.ipynb"]
     for path in NOTEBOOKS:
-        cells = nbformat.read(path, as_version=4).cells
-        assert all(not cell.get("outputs") for cell in cells if cell.cell_type == "code"), path.name
+        code = [cell for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"]
+        assert [cell.execution_count for cell in code] == list(range(1, len(code) + 1)), f"{path.name}: make notebooks"
+        outputs = [output for cell in code for output in cell.outputs]
+        assert outputs and not [o for o in outputs if o.output_type == "error"], path.name
+        assert any("image/png" in o.get("data", {}) for o in outputs), f"{path.name} shows no figure"
+        assert path.stat().st_size < 400_000, f"{path.name} is too large to review"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -17,15 +17,12 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from lipschitz_lr.adaptive_lr import MOMENTUM_SEEDS, STATISTICS_SOURCES
-from lipschitz_lr.statistics import BATCHNORM_MODES
-
 from .data import DATASETS
 from .errors import ConfigError
 from .losses import LOSSES
 from .models import MODELS
 from .optimizers import OPTIMIZERS, check_installed
-from .schedules import SCHEDULES
+from .schedules import LIPSCHITZ_ARGS, SCHEDULES
 
 __all__ = ["CLEAN_SUFFIX", "ConfigError", "ExperimentConfig", "bundled_configs", "from_dict", "load_config"]
 
@@ -38,6 +35,20 @@ RENAMED_KEYS = {
     "weight_decay": "paper_lambda",
     "l2": "kernel_l2",
 }
+#: LipschitzLR's options, top-level keys until 2026-12: now ``schedule_args`` of ``schedule = "lipschitz"``.
+MOVED_TO_SCHEDULE_ARGS = tuple(LIPSCHITZ_ARGS)
+
+
+def upgraded(raw: dict[str, Any]) -> dict[str, Any]:
+    """A config dict of before 2026-12 (LipschitzLR's options at the top level, as a checkpoint of then holds
+    them) in today's layout: those options under ``schedule_args`` (for the comparison a resume makes)."""
+    moved = {key: raw[key] for key in MOVED_TO_SCHEDULE_ARGS if key in raw}
+    if not moved:
+        return raw
+    rest = {key: value for key, value in raw.items() if key not in moved}
+    if raw.get("schedule") == "lipschitz":
+        rest["schedule_args"] = {**moved, **raw.get("schedule_args", {})}
+    return rest
 
 
 #: What a config's ``name`` may be: one folder name under ``runs/`` (no separator, no ``..``, not empty).
@@ -58,15 +69,12 @@ class ExperimentConfig:
 
     ``loss`` is ``keras_cross_entropy`` (the authors' Keras loss, probabilities clipped to
     ``[1e-7, 1 - 1e-7]``; the reference) or ``cross_entropy`` (torch's, the clean choice).
-    ``batchnorm`` is how BatchNorm normalises in LipschitzLR's pass: ``"running"`` (the default here: the
-    paper's eval pass, which the faithful configs reproduce) or ``"batch"`` (AdaptiveLR's own default,
-    each batch by its own statistics; see ``AdaptiveLR``). ``statistics_batches`` limits LipschitzLR's
-    reference pass to the first N batches of the training set (``None``: all, the paper's definition).
-    ``momentum_seed`` says how AdaMo's ``K1`` is seeded from ``initial_lr`` (``"value"``: ``K1 = x`` as
-    the authors' code; ``"reciprocal"``: ``K1 = 1/x``); see ``AdaptiveLR``. ``update_every`` (with
-    ``statistics = "hook"``) updates LipschitzLR's rate every N optimizer steps from the statistics of
-    those steps, instead of once per epoch (``None``, the paper). ``warmup_epochs`` ramps LipschitzLR's
-    rate linearly from ``1/N`` of it up to it over the first N epochs' optimizer steps (0: none, the paper).
+
+    ``schedule_args`` are the schedule's own options, LipschitzLR's included
+    (:data:`~lipschitz_lr_experiments.schedules.LIPSCHITZ_ARGS`: ``statistics``, ``batchnorm`` (default
+    ``"running"`` here, the paper's eval pass), ``statistics_batches``, ``initial_lr``, ``momentum_seed``,
+    ``bias_correction``, ``update_every``, ``warmup_epochs``; see ``AdaptiveLR``), checked by the schedule
+    registry. Before 2026-12 these were top-level keys; such a key is refused, naming its new place.
     """
 
     name: str
@@ -84,14 +92,6 @@ class ExperimentConfig:
     augment: bool = True
     keras_faithful: bool = True
     loss: str = "keras_cross_entropy"
-    statistics: str = "reference"
-    batchnorm: str = "running"
-    statistics_batches: int | None = None
-    initial_lr: float | None = None
-    momentum_seed: str = "value"
-    bias_correction: bool = False
-    update_every: int | None = None
-    warmup_epochs: int = 0
     seed: int = 0
     train_subset: int | None = None
     test_subset: int | None = None
@@ -106,10 +106,7 @@ class ExperimentConfig:
             "model": tuple(MODELS),
             "optimizer": tuple(OPTIMIZERS),
             "schedule": tuple(SCHEDULES),
-            "statistics": STATISTICS_SOURCES,
             "loss": tuple(LOSSES),
-            "momentum_seed": MOMENTUM_SEEDS,
-            "batchnorm": BATCHNORM_MODES,
         }
         for key, allowed in choices.items():
             value = getattr(self, key)
@@ -122,8 +119,6 @@ class ExperimentConfig:
             )
         if not 0 <= self.seed <= MAX_SEED:
             raise ConfigError(f"seed must be an integer in [0, 2**32 - 1], got seed={self.seed!r}")
-        if self.warmup_epochs < 0:
-            raise ConfigError(f"warmup_epochs must be >= 0, got warmup_epochs={self.warmup_epochs!r}")
         for key in ("epochs", "batch_size"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be >= 1, got {key}={getattr(self, key)!r}")
@@ -135,11 +130,7 @@ class ExperimentConfig:
             raise ConfigError(
                 "lr must be > 0 (the initial learning rate; LipschitzLR keeps group ratios to it), got lr=0.0"
             )
-        if self.update_every is not None and self.update_every < 1:
-            raise ConfigError(
-                f"update_every must be >= 1 (leave it out to update once per epoch), got {self.update_every!r}"
-            )
-        for key in ("train_subset", "test_subset", "statistics_batches"):
+        for key in ("train_subset", "test_subset"):
             value = getattr(self, key)
             if value is not None and value < 1:
                 raise ConfigError(f"{key} must be >= 1 (leave it out for the whole split), got {key}={value!r}")
@@ -149,24 +140,15 @@ class ExperimentConfig:
                 f"schedule 'lipschitz' has variants for {', '.join(with_variants)}, got optimizer={self.optimizer!r}"
             )
         check_installed(self.optimizer)
-        if self.update_every is not None and (self.schedule != "lipschitz" or self.statistics != "hook"):
-            raise ConfigError(
-                "update_every updates LipschitzLR from the statistics of the steps just taken: it needs "
-                f"schedule='lipschitz' and statistics='hook', got schedule={self.schedule!r}, "
-                f"statistics={self.statistics!r}, update_every={self.update_every!r}"
-            )
-        if self.warmup_epochs and self.schedule != "lipschitz":
-            raise ConfigError(
-                f"warmup_epochs ramps LipschitzLR's rate (schedule='lipschitz'); for schedule={self.schedule!r} use "
-                f"schedule 'warmup' or one-cycle, got warmup_epochs={self.warmup_epochs!r}"
-            )
         if self.keras_decay and self.schedule not in ("lipschitz", "constant"):
             raise ConfigError(
                 f"keras_decay applies to schedule 'lipschitz' or 'constant', got schedule={self.schedule!r}"
             )
-        if self.initial_lr is not None and not (math.isfinite(self.initial_lr) and self.initial_lr > 0):
-            raise ConfigError(f"initial_lr must be finite and > 0, got initial_lr={self.initial_lr!r}")
         SCHEDULES[self.schedule].check_args(self.schedule_args)
+
+    def schedule_options(self) -> dict[str, Any]:
+        """The schedule's arguments with its defaults filled in (LipschitzLR's ``initial_lr``, ...)."""
+        return SCHEDULES[self.schedule].resolve(self.schedule_args)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -203,6 +185,13 @@ def from_dict(raw: dict[str, Any]) -> ExperimentConfig:
         raise ConfigError(
             f"renamed config key(s): {'; '.join(renamed)} (paper_lambda: the paper's lambda in the bound and the "
             "Keras decay; kernel_l2: the model's L2 regularisation of its conv kernels); rename them in the config"
+        )
+    moved = [key for key in MOVED_TO_SCHEDULE_ARGS if key in raw]
+    if moved:
+        table = ", ".join(f"{key} = {raw[key]!r}" for key in moved)
+        raise ConfigError(
+            f"{', '.join(moved)}: LipschitzLR's options are schedule_args now (like every schedule's); move them "
+            f"there: schedule_args = {{{table}}}"
         )
     unknown = sorted(set(raw) - set(hints))
     if unknown:

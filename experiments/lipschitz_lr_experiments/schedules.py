@@ -1,20 +1,51 @@
-"""The classic schedules a user compares LipschitzLR against, all from ``torch.optim.lr_scheduler``.
+"""The schedule registry: LipschitzLR, a fixed rate (with the authors' Keras decay or without), and the
+classic schedules a user compares it against, all from ``torch.optim.lr_scheduler``.
 
-Each entry says whether it steps per epoch or per optimizer step, which arguments it takes, and
-how to build it. ``lipschitz`` is built by the training loop (it needs the model and a loader).
+Each entry says whether it steps per epoch or per optimizer step, which arguments (``schedule_args``)
+it takes and their defaults, and how to build it; :func:`build_schedule` returns every one as a
+:class:`~lipschitz_lr_experiments.stepper.Stepper`, the one interface the trainer steps.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from torch import nn
 from torch.optim import Optimizer
 from torch.optim import lr_scheduler as sched
 
+from lipschitz_lr import AdaptiveLR
+from lipschitz_lr.options import MOMENTUM_SEEDS, STATISTICS_SOURCES
+from lipschitz_lr.per_step import InverseTimeDecay
+from lipschitz_lr.statistics import BATCHNORM_MODES
+
 from .errors import ConfigError
 from .registry import Registry
+from .stepper import LipschitzStepper, Stepper, TorchStepper
+
+
+@dataclass(frozen=True)
+class ScheduleContext:
+    """What a schedule may be built from: the run's optimizer and length, its initial rate, and for
+    LipschitzLR the model, the statistics loader (the clean training set, in order), the loss's bound,
+    the number of classes, the optimiser's variant and the paper's lambda (``keras_decay``: also the
+    fixed rate's hidden decay)."""
+
+    optimizer: Optimizer
+    steps_per_epoch: int
+    epochs: int
+    lr: float
+    model: nn.Module | None = None
+    statistics_loader: Iterable[Any] | None = None
+    loss_bound: str = "cross_entropy"
+    num_classes: int | None = None
+    variant: str | None = None
+    batch_size: int | None = None
+    paper_lambda: float = 0.0
+    keras_decay: bool = False
 
 
 @dataclass(frozen=True)
@@ -24,20 +55,39 @@ class ScheduleSpec:
     Attributes:
         interval: ``"epoch"`` or ``"step"`` (optimizer steps), when the trainer steps it.
         defaults: its ``schedule_args`` and their defaults.
-        build: ``build(optimizer, args, steps_per_epoch, epochs, lr)``; None for those the trainer builds.
+        build: a torch scheduler ``build(optimizer, args, steps_per_epoch, epochs, lr)``, stepped at ``interval``.
         fitted_to_run: its shape depends on the run's length (``epochs``), so a resume must keep ``epochs``.
+        make: instead of ``build``, ``make(context, args) -> Stepper`` (LipschitzLR, the fixed rate).
+        check: further checks of the resolved ``args`` (a :class:`ConfigError` naming the value).
+        ema_momentum: ``optimizer = "momentum"`` takes the authors' EMA form (AdaMo) under this schedule.
+        fp16_note: what ``--amp fp16`` warns about under this schedule ("" for nothing).
     """
 
     interval: Literal["epoch", "step"]
     defaults: dict[str, Any] = field(default_factory=dict)
     build: Callable[[Optimizer, dict[str, Any], int, int, float], Any] | None = None
     fitted_to_run: bool = False
+    make: Callable[[ScheduleContext, dict[str, Any]], Stepper] | None = None
+    check: Callable[[dict[str, Any]], None] | None = None
+    ema_momentum: bool = False
+    fp16_note: str = ""
 
     def check_args(self, args: dict[str, Any]) -> None:
         unknown = sorted(set(args) - set(self.defaults))
         if unknown:
             allowed = ", ".join(self.defaults) or "none"
             raise ConfigError(f"unknown schedule_args key(s) {', '.join(unknown)}; this schedule takes: {allowed}")
+        if self.check is not None:
+            self.check({**self.defaults, **args})
+
+    def stepper(self, context: ScheduleContext, args: dict[str, Any]) -> Stepper:
+        """This schedule, built for a run and wrapped in the trainer's interface."""
+        args = self.resolve(args)
+        if self.make is not None:
+            return self.make(context, args)
+        assert self.build is not None
+        scheduler = self.build(context.optimizer, args, context.steps_per_epoch, context.epochs, context.lr)
+        return TorchStepper(context.optimizer, scheduler, self.interval)
 
     def resolve(self, args: dict[str, Any]) -> dict[str, Any]:
         self.check_args(args)
@@ -48,15 +98,85 @@ def _has_momentum(optimizer: Optimizer) -> bool:
     return "momentum" in optimizer.defaults and optimizer.defaults["momentum"] > 0
 
 
+#: LipschitzLR's ``schedule_args`` (see ``AdaptiveLR``): the statistics' source, BatchNorm in its pass, its
+#: first batches only, the epoch-0 rate and AdaMo's seed from it, bias-corrected EMAs, an update every N optimizer
+#: steps instead of every epoch (hook statistics), a warm-up over the first epochs. The defaults are the paper's.
+LIPSCHITZ_ARGS: dict[str, Any] = {
+    "statistics": "reference",
+    "batchnorm": "running",
+    "statistics_batches": None,
+    "initial_lr": None,
+    "momentum_seed": "value",
+    "bias_correction": False,
+    "update_every": None,
+    "warmup_epochs": 0,
+}
+
+
+def _check_lipschitz(a: dict[str, Any]) -> None:
+    for key, allowed in (("statistics", STATISTICS_SOURCES), ("batchnorm", BATCHNORM_MODES),
+                         ("momentum_seed", MOMENTUM_SEEDS)):  # fmt: skip
+        if a[key] not in allowed:
+            raise ConfigError(f"{key}={a[key]!r} is not one of {', '.join(allowed)}")
+    for key in ("statistics_batches", "update_every"):
+        if a[key] is not None and not (isinstance(a[key], int) and a[key] >= 1):
+            raise ConfigError(f"{key} must be an integer >= 1 (leave it out for the default), got {key}={a[key]!r}")
+    if not (isinstance(a["warmup_epochs"], int) and a["warmup_epochs"] >= 0):
+        raise ConfigError(f"warmup_epochs must be an integer >= 0, got warmup_epochs={a['warmup_epochs']!r}")
+    if a["initial_lr"] is not None and not (isinstance(a["initial_lr"], (int, float)) and math.isfinite(a["initial_lr"])
+                                            and a["initial_lr"] > 0):  # fmt: skip
+        raise ConfigError(f"initial_lr must be finite and > 0, got initial_lr={a['initial_lr']!r}")
+    if not isinstance(a["bias_correction"], bool):
+        raise ConfigError(f"bias_correction must be true or false, got bias_correction={a['bias_correction']!r}")
+    if a["update_every"] is not None and a["statistics"] != "hook":
+        raise ConfigError(
+            "update_every updates LipschitzLR from the statistics of the steps just taken: it needs "
+            f"statistics='hook', got statistics={a['statistics']!r}, update_every={a['update_every']!r}"
+        )
+
+
+_FP16_NOTE = (
+    "--amp fp16 with LipschitzLR: prefer --amp bf16. fp16's range ends at 65504, so at the first epochs' rates "
+    "(about 3 on MNIST) the GradScaler can skip many steps as inf; bf16 has fp32's range and needs no scaler. A "
+    "skipped step does not advance the Keras decay or a per-step schedule."
+)
+
+
+def _lipschitz(context: ScheduleContext, a: dict[str, Any]) -> Stepper:
+    """AdaptiveLR over the statistics loader, with this run's loss bound, variant and lambda."""
+    adaptive = AdaptiveLR(
+        context.optimizer,
+        context.model,
+        context.statistics_loader,
+        loss=context.loss_bound,
+        num_classes=context.num_classes,
+        variant=context.variant,
+        weight_decay=context.paper_lambda,
+        batch_size=context.batch_size,
+        keras_decay=context.keras_decay,
+        **{key: value for key, value in a.items() if key != "update_every"},
+    )
+    return LipschitzStepper(context.optimizer, adaptive, a["update_every"])
+
+
+def _constant(context: ScheduleContext, a: dict[str, Any]) -> Stepper:
+    """A fixed rate; with ``keras_decay``, the authors' Keras optimizers' hidden ``lr / (1 + lambda t)``."""
+    if context.keras_decay and context.paper_lambda > 0:
+        decay = sched.LambdaLR(context.optimizer, InverseTimeDecay(context.paper_lambda))
+        return TorchStepper(context.optimizer, decay, "step")
+    return Stepper(context.optimizer)
+
+
 #: The schedule registry: a config's ``schedule`` names one (test: ``tests/experiments/test_schedules.py``).
-#: ``lipschitz`` (AdaptiveLR) and ``constant`` are built by the trainer; the rest here from torch.
 SCHEDULES: Registry[ScheduleSpec] = Registry(
     "schedule",
     {
         # LipschitzLR: lr = 1/K every epoch (AdaptiveLR)
-        "lipschitz": ScheduleSpec("epoch"),
+        "lipschitz": ScheduleSpec(
+            "epoch", LIPSCHITZ_ARGS, make=_lipschitz, check=_check_lipschitz, ema_momentum=True, fp16_note=_FP16_NOTE
+        ),
         # fixed learning rate (optionally with Keras decay)
-        "constant": ScheduleSpec("epoch"),
+        "constant": ScheduleSpec("epoch", make=_constant),
         # step decay: multiply by gamma every step_size epochs
         "step": ScheduleSpec(
             "epoch",
@@ -90,7 +210,7 @@ SCHEDULES: Registry[ScheduleSpec] = Registry(
         "inverse_time": ScheduleSpec(
             "step",
             {"decay": 1e-3},
-            lambda opt, a, spe, ep, lr: sched.LambdaLR(opt, _InverseTime(a["decay"])),
+            lambda opt, a, spe, ep, lr: sched.LambdaLR(opt, InverseTimeDecay(a["decay"])),
         ),
         # cosine decay to alpha * lr over the run
         "cosine": ScheduleSpec(
@@ -148,29 +268,9 @@ SCHEDULES: Registry[ScheduleSpec] = Registry(
 )
 
 
-class _InverseTime:
-    """``1 / (1 + decay * t)`` as a picklable callable (LambdaLR saves callable objects' state)."""
-
-    def __init__(self, decay: float) -> None:
-        self.decay = decay
-
-    def __call__(self, step: int) -> float:
-        return 1.0 / (1.0 + self.decay * step)
-
-
-def keras_decay_schedule(optimizer: Optimizer, decay: float) -> sched.LambdaLR:
-    """The hidden per-iteration decay of the authors' Keras optimizers, for fixed-LR baselines."""
-    return sched.LambdaLR(optimizer, _InverseTime(decay))
-
-
-def build_schedule(
-    name: str, optimizer: Optimizer, args: dict[str, Any], steps_per_epoch: int, epochs: int, lr: float
-) -> tuple[Any, str]:
-    """Build a classic schedule; returns ``(scheduler, interval)``. Not for ``lipschitz``/``constant``."""
-    spec = SCHEDULES.lookup(name)
-    if spec.build is None:
-        raise ValueError(f"schedule {name!r} is built by the training loop, not by build_schedule")
-    return spec.build(optimizer, spec.resolve(args), steps_per_epoch, epochs, lr), spec.interval
+def build_schedule(name: str, context: ScheduleContext, args: dict[str, Any]) -> Stepper:
+    """Schedule ``name`` with ``args`` for a run, as the trainer steps it (:class:`Stepper`)."""
+    return SCHEDULES.lookup(name).stepper(context, args)
 
 
 def run_length_args(name: str, epochs: int, steps_per_epoch: int) -> dict[str, Any]:
@@ -201,14 +301,13 @@ def schedule_trajectory(
 
     param = torch.nn.Parameter(torch.zeros(1))
     optimizer = torch.optim.SGD([param], lr=lr, momentum=momentum)
-    scheduler, interval = build_schedule(name, optimizer, args, steps_per_epoch, epochs, lr)
-    values = []
-    for _ in range(epochs):
+    stepper = build_schedule(name, ScheduleContext(optimizer, steps_per_epoch, epochs, lr), args)
+    values, updates = [], 0
+    for epoch in range(1, epochs + 1):
         values.append(optimizer.param_groups[0]["lr"])
-        for _ in range(steps_per_epoch if interval == "step" else 1):
+        for _ in range(steps_per_epoch):
             optimizer.step()
-            if isinstance(scheduler, sched.ReduceLROnPlateau):
-                scheduler.step(1.0)
-            else:
-                scheduler.step()
+            updates += 1
+            stepper.step_update(updates)
+        stepper.step(epoch, 1.0)
     return values

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import sys
 import time
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from torch import nn
 
 from lipschitz_lr import AdaptiveLR
 
-from .config import ExperimentConfig
+from .config import ExperimentConfig, upgraded
 from .data import DataSplits, TensorBatches, load_dataset
 from .devices import check_amp, configure_determinism, describe_device, precision_settings, resolve_device
 from .distributed import init_distributed
@@ -38,7 +37,8 @@ from .losses import LOSSES
 from .models import build_model
 from .optimizers import OPTIMIZERS, build_optimizer, switch
 from .run_dir import CHECKPOINT_FORMAT, CHECKPOINT_KEYS, RANK_KEYS, RunDirectory, RunDirError, check_layout, restoring
-from .schedules import SCHEDULES, build_schedule, keras_decay_schedule
+from .schedules import SCHEDULES, ScheduleContext, build_schedule
+from .stepper import Stepper
 
 logger = logging.getLogger(__name__)
 
@@ -153,51 +153,33 @@ class Trainer:
                 config.batch_size,
                 self.train_loader.examples,
             )
-        lipschitz = config.schedule == "lipschitz"
+        schedule = SCHEDULES[config.schedule]
         self.optimizer = build_optimizer(  # over the bare module: its L2 groups are found through no wrapper
-            config.optimizer, self.net, config.lr, kernel_l2=config.kernel_l2, ema_momentum=lipschitz
+            config.optimizer, self.net, config.lr, kernel_l2=config.kernel_l2, ema_momentum=schedule.ema_momentum
         )
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=options.amp == "fp16")
-        if options.amp == "fp16" and lipschitz:
-            logger.warning(
-                "--amp fp16 with LipschitzLR: prefer --amp bf16. fp16's range ends at 65504, so at the first "
-                "epochs' rates (about 3 on MNIST) the GradScaler can skip many steps as inf; bf16 has fp32's range "
-                "and needs no scaler. A skipped step does not advance the Keras decay or a per-step schedule."
-            )
+        if options.amp == "fp16" and schedule.fp16_note:
+            logger.warning(schedule.fp16_note)
         self.optimizer_spec = OPTIMIZERS[config.optimizer]
-        self.adaptive: AdaptiveLR | None = None
-        self.schedule: Any = None
-        self.interval = "epoch"
-        if lipschitz:
-            self.adaptive = AdaptiveLR(
-                self.optimizer,
-                self.model,
-                # The statistics pass sees the clean training set (this rank's shard), in order, at the batch size.
-                TensorBatches(train_images, train_labels, config.batch_size),
-                loss=self.loss.bound,
-                num_classes=self.data.num_classes,
-                variant=OPTIMIZERS[config.optimizer].variant,
-                weight_decay=config.paper_lambda,
-                statistics=config.statistics,
-                batchnorm=config.batchnorm,
-                statistics_batches=config.statistics_batches,
-                batch_size=config.batch_size,
-                initial_lr=config.initial_lr,
-                momentum_seed=config.momentum_seed,
-                keras_decay=config.keras_decay,
-                bias_correction=config.bias_correction,
-                warmup_epochs=config.warmup_epochs,
-            )
-        elif config.schedule == "constant":
-            if config.keras_decay and config.paper_lambda > 0:
-                self.schedule, self.interval = keras_decay_schedule(self.optimizer, config.paper_lambda), "step"
-        else:
-            self.schedule, self.interval = build_schedule(
-                config.schedule, self.optimizer, config.schedule_args, len(self.train_loader), config.epochs, config.lr
-            )
+        context = ScheduleContext(
+            self.optimizer,
+            len(self.train_loader),
+            config.epochs,
+            config.lr,
+            model=self.model,
+            # LipschitzLR's pass sees the clean training set (this rank's shard), in order, at the batch size.
+            statistics_loader=TensorBatches(train_images, train_labels, config.batch_size),
+            loss_bound=self.loss.bound,
+            num_classes=self.data.num_classes,
+            variant=self.optimizer_spec.variant,
+            batch_size=config.batch_size,
+            paper_lambda=config.paper_lambda,
+            keras_decay=config.keras_decay,
+        )
+        self.schedule: Stepper = build_schedule(config.schedule, context, config.schedule_args)
         self.history: list[dict[str, Any]] = []
         self.start_epoch = 0
-        self._steps_done = 0  # optimizer steps taken before this epoch (update_every counts on them)
+        self._updates = 0  # optimizer steps the run has taken (Stepper.step_update's num_updates)
         self.writer: Any = None  # TensorBoard, opened by run() once the run directory is checked
 
     # ----------------------------------------------------------------- checkpoints
@@ -208,8 +190,7 @@ class Trainer:
             "config": self.config.to_dict(),
             "model": self.net.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "adaptive": self.adaptive.state_dict() if self.adaptive else None,
-            "schedule": self.schedule.state_dict() if self.schedule is not None else None,
+            **self.schedule.checkpoint(),
             "scaler": self.scaler.state_dict(),
             "history": self.history,
             **self._rng(),
@@ -221,7 +202,7 @@ class Trainer:
         if self.dist.is_main:
             self.run_dir.save_checkpoint(self.state(epoch))
         elif self.dist.enabled:
-            adaptive = self.adaptive.state_dict() if self.adaptive else None
+            adaptive = self.schedule.checkpoint()["adaptive"]
             self.run_dir.save_checkpoint({**self._rng(), "epoch": epoch, "adaptive": adaptive}, rank=self.dist.rank)
         self.dist.barrier()
 
@@ -237,7 +218,9 @@ class Trainer:
         path = self.run_dir.checkpoint
         state = self.run_dir.load_checkpoint(self.device)
         check_layout(state, CHECKPOINT_KEYS, path)
-        saved, current = state["config"], self.config.to_dict()
+        saved, current = upgraded(state["config"]), self.config.to_dict()  # a checkpoint of before 2026-12 too
+        for config in (saved, current):  # schedule_args as the schedule resolves them (defaults filled in)
+            config["schedule_args"] = SCHEDULES[config["schedule"]].resolve(config.get("schedule_args", {}))
         differing = sorted(k for k in {*saved, *current} if k != "epochs" and saved.get(k) != current.get(k))
         if differing:
             raise ValueError(f"cannot resume {path}: the config differs in {', '.join(differing)}")
@@ -265,12 +248,7 @@ class Trainer:
             self.net.load_state_dict(state["model"])
         with restoring(path, "optimizer"):
             self.optimizer.load_state_dict(state["optimizer"])
-        if self.adaptive is not None:
-            with restoring(path, "adaptive"):
-                self.adaptive.load_state_dict(state["adaptive"])
-        if self.schedule is not None and state["schedule"] is not None:
-            with restoring(path, "schedule"):
-                self.schedule.load_state_dict(state["schedule"])
+        self.schedule.restore(state, lambda entry: restoring(path, entry))
         if state["scaler"] and self.scaler.is_enabled():
             with restoring(path, "scaler"):
                 self.scaler.load_state_dict(state["scaler"])
@@ -286,7 +264,7 @@ class Trainer:
             self._set_rng(rng)
         self.history = state["history"]
         self.start_epoch = done
-        self._steps_done = done * len(self.train_loader)
+        self._updates = done * len(self.train_loader)
         logger.info("resumed %s after epoch %d", path, self.start_epoch)
 
     def _rng(self) -> dict[str, Any]:
@@ -338,26 +316,19 @@ class Trainer:
     def _run_epoch(self, epoch: int) -> bool:
         """Train, evaluate, step the schedule, save and log one epoch; returns whether to stop."""
         started = time.perf_counter()
-        record = self.adaptive.history[-1] if self.adaptive else None
-        lr = record.lr if record else float(self.optimizer.param_groups[0].get("lr", math.nan))  # COCOB: none
-        train_loss, train_acc = self._train(epoch, record.k if record else None)
+        start = self.schedule.epoch_start()  # the epoch's rate and, for LipschitzLR, its statistics
+        train_loss, train_acc = self._train(epoch, start["k"])
+        lr = start["lr"]
         if self.optimizer_spec.rate is not None:  # a peer's own step size, as it stands after the epoch
             lr = self.optimizer_spec.rate(self.optimizer, len(self.train_loader))
         test_loss, test_acc = self._evaluate()
-        if self.adaptive is not None:
-            if not self.config.update_every:
-                self.adaptive.step()
-        elif self.schedule is not None and self.interval == "epoch":
-            if isinstance(self.schedule, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                self.schedule.step(train_loss)
-            else:
-                self.schedule.step()
+        self.schedule.step(epoch + 1, train_loss)
         row = {
             "epoch": epoch + 1,
             "lr": lr,
-            "k_z": record.k_z if record else None,
-            "max_weight_norm": record.max_weight_norm if record else None,
-            "k": record.k if record else None,
+            "k_z": start["k_z"],
+            "max_weight_norm": start["max_weight_norm"],
+            "k": start["k"],
             "train_loss": train_loss,
             "train_acc": train_acc,
             "test_loss": test_loss,
@@ -407,25 +378,21 @@ class Trainer:
                 channels_last=self.options.channels_last,
                 loss_fn=self.loss.fn,
                 takes_loss=self.optimizer_spec.takes_loss,
-                after_step=self._after_step(),
+                after_step=self._after_step,
                 progress=None if bar.disable else progress,
             )
-        self._steps_done += len(self.train_loader)
         loss_total, correct_total, seen_total = self.dist.sum([loss_sum, correct, seen], self.device)
         return loss_total / seen_total, correct_total / seen_total
 
-    def _after_step(self) -> Callable[[], None] | None:
-        """What runs after each optimizer step: a per-step schedule, or LipschitzLR every ``update_every`` steps."""
-        if self.adaptive is not None and self.config.update_every:
-            every, adaptive, counter = self.config.update_every, self.adaptive, [self._steps_done]
+    def _after_step(self) -> None:
+        """After each optimizer step taken: the schedule's ``step_update`` with the run's step count."""
+        self._updates += 1
+        self.schedule.step_update(self._updates)
 
-            def update() -> None:  # counts the run's steps, so a resumed run updates where the whole run would
-                counter[0] += 1
-                if counter[0] % every == 0:
-                    adaptive.step()
-
-            return update
-        return self.schedule.step if self.schedule is not None and self.interval == "step" else None
+    @property
+    def adaptive(self) -> AdaptiveLR | None:
+        """The AdaptiveLR of a LipschitzLR run (its history, its options); None for other schedules."""
+        return self.schedule.adaptive
 
     def _evaluate(self) -> tuple[float, float]:
         """Test loss and accuracy at the weights the optimiser evaluates: for Schedule-Free and DoG the

@@ -49,6 +49,27 @@ def save(fig: plt.Figure, out_stem: Path, formats: Sequence[str] = ("png", "pdf"
     return paths
 
 
+def distinct_colours(labels: Sequence[str], preferred: Mapping[str, str]) -> dict[str, str]:
+    """A colour per label, no two alike: its preferred colour unless an earlier label took it, else the next
+    unused one of matplotlib's ``tab10``, then of the light half of ``tab20`` (a comparison draws at most 12 runs).
+
+    >>> distinct_colours(["a", "b", "c"], {"a": "#1f77b4", "b": "#1f77b4"})
+    {'a': '#1f77b4', 'b': '#ff7f0e', 'c': '#2ca02c'}
+    """
+    from matplotlib.colors import to_hex
+
+    spare = [to_hex(c) for c in (*plt.get_cmap("tab10").colors, *plt.get_cmap("tab20").colors[1::2])]
+    taken: set[str] = set()
+    chosen = {}
+    for label in labels:
+        colour = preferred.get(label)
+        if colour is None or to_hex(colour) in taken:
+            colour = next(c for c in spare if c not in taken)
+        chosen[label] = colour
+        taken.add(to_hex(colour))
+    return chosen
+
+
 def plot_comparison(
     runs: Mapping[str, History],
     out_stem: Path,
@@ -60,8 +81,9 @@ def plot_comparison(
     fig, (ax_lr, ax_acc, ax_loss) = plt.subplots(1, 3, figsize=(15, 4.2), layout="constrained")
     all_lrs: list[float] = []
     all_losses: list[float] = []
-    for index, (label, history) in enumerate(runs.items()):
-        colour = (colours or {}).get(label) or f"C{index % 10}"  # one colour per run in every panel
+    palette = distinct_colours(list(runs), colours or {})  # one colour per run, the same in every panel
+    for label, history in runs.items():
+        colour = palette[label]
         all_losses += [row[key] for row in history for key in ("train_loss", "test_loss")]
         epochs = [row["epoch"] for row in history]
         lrs = [row["lr"] for row in history]

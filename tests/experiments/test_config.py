@@ -47,27 +47,35 @@ def test_table1_rows_have_faithful_and_clean_variants():
         ({**MINIMAL, "lr": float("inf")}, "lr=inf"),
         ({**MINIMAL, "lr": 0.0}, "lr must be > 0"),
         ({**MINIMAL, "paper_lambda": float("nan")}, "paper_lambda=nan"),
-        ({**MINIMAL, "initial_lr": float("inf")}, "initial_lr=inf"),
+        ({**MINIMAL, "schedule_args": {"initial_lr": float("inf")}}, "initial_lr=inf"),
         ({**MINIMAL, "train_subset": -100}, "train_subset=-100"),
         ({**MINIMAL, "train_subset": 0}, "train_subset=0"),
         ({**MINIMAL, "test_subset": 0}, "test_subset=0"),
-        ({**MINIMAL, "statistics_batches": 0}, "statistics_batches=0"),
+        ({**MINIMAL, "schedule_args": {"statistics_batches": 0}}, "statistics_batches=0"),
         ({**MINIMAL, "schedule": "cosine", "keras_decay": True}, "keras_decay"),
         ({"name": "x", "dataset": "mnist"}, "missing required config key(s): model"),
         ({**MINIMAL, "loss": "mse"}, "loss='mse' is not one of keras_cross_entropy, cross_entropy"),
-        ({**MINIMAL, "momentum_seed": "inverse"}, "momentum_seed='inverse' is not one of value, reciprocal"),
+        (
+            {**MINIMAL, "schedule_args": {"momentum_seed": "inverse"}},
+            "momentum_seed='inverse' is not one of value, recipr",
+        ),
+        (
+            {**MINIMAL, "statistics": "hook"},
+            "LipschitzLR's options are schedule_args now .* schedule_args = {statistics = 'hook'}",
+        ),
     ],
 )
 def test_bad_configs_name_the_offending_key(raw, named):
-    with pytest.raises(ConfigError, match=named.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ConfigError, match=named.replace("(", r"\(").replace(")", r"\)").replace("{", r"\{")):
         from_dict(raw)
 
 
 def test_mnist_configs_are_the_authors_notebooks():
     """MNIST.ipynb: no epoch-0 seed; MNIST Momentum.ipynb: `K1 = 0.1; return 0.1`; every script: Keras' loss."""
     sgd, momentum, adam = (load_config(f"mnist_{v}") for v in ("sgd", "momentum", "adam"))
-    assert sgd.initial_lr is None and adam.initial_lr is None
-    assert (momentum.initial_lr, momentum.momentum_seed) == (0.1, "value")
+    sgd_args, momentum_args, adam_args = (c.schedule_options() for c in (sgd, momentum, adam))
+    assert sgd_args["initial_lr"] is None and adam_args["initial_lr"] is None
+    assert (momentum_args["initial_lr"], momentum_args["momentum_seed"]) == (0.1, "value")
     assert {c.loss for c in (sgd, momentum, adam)} == {"keras_cross_entropy"}
     assert all(load_config(name).loss == "keras_cross_entropy" for name in bundled_configs())
 
@@ -84,8 +92,8 @@ def test_mnist_configs_are_the_authors_notebooks():
     ],
 )
 def test_momentum_rows_seed_epoch_zero_as_the_authors_scripts(name, x):
-    config = load_config(name)
-    assert (config.initial_lr, config.momentum_seed) == (x, "value")
+    args = load_config(name).schedule_options()
+    assert (args["initial_lr"], args["momentum_seed"]) == (x, "value")
 
 
 def test_ints_are_accepted_for_floats_and_files_by_path(tmp_path):

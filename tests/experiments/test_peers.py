@@ -113,7 +113,7 @@ def test_the_trainer_recalibrates_batchnorm_at_the_averaged_weights(monkeypatch,
 
 
 def test_lipschitz_warms_up_over_the_first_epochs(tmp_path, data_dir):
-    config = load_config("mnist_sgd").replace(**{**TINY, "warmup_epochs": 1})
+    config = load_config("mnist_sgd").replace(**TINY, schedule_args={"warmup_epochs": 1})
     trainer = Trainer(config, RunOptions(out_dir=tmp_path, data_dir=data_dir, progress=False, tensorboard=False))
     assert trainer.adaptive.warmup_steps == len(trainer.train_loader) == 4
     target = trainer.adaptive.history[-1].lr
@@ -121,27 +121,27 @@ def test_lipschitz_warms_up_over_the_first_epochs(tmp_path, data_dir):
 
 
 def test_lipschitz_updates_every_n_steps_from_the_hook(tmp_path, data_dir):
-    config = load_config("mnist_sgd_hook_steps").replace(**{**TINY, "epochs": 2, "update_every": 2})
+    config = load_config("mnist_sgd_hook_steps").replace(
+        **{**TINY, "epochs": 2}, schedule_args={"statistics": "hook", "update_every": 2}
+    )
     trainer = Trainer(config, RunOptions(out_dir=tmp_path, data_dir=data_dir, progress=False, tensorboard=False))
     trainer.run()
     assert len(trainer.train_loader) == 4
     assert len(trainer.adaptive.history) == 1 + 2 * 4 // 2  # epoch 0 from the pass, then every 2 steps
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["config"]["update_every"] == 2
+    assert summary["config"]["schedule_args"]["update_every"] == 2
 
 
 @pytest.mark.parametrize(
-    ("changes", "message"),
+    ("args", "message"),
     [
-        ({"update_every": 0}, "update_every must be >= 1"),
-        ({"update_every": 5, "statistics": "reference"}, "needs schedule='lipschitz' and statistics='hook'"),
-        ({"warmup_epochs": -1}, "warmup_epochs must be >= 0"),
-        (
-            {"warmup_epochs": 1, "schedule": "constant", "statistics": "reference", "update_every": None},
-            "warmup_epochs ramps LipschitzLR's rate",
-        ),
+        ({"statistics": "hook", "update_every": 0}, "update_every must be an integer >= 1"),
+        ({"update_every": 5}, "needs statistics='hook', got statistics='reference'"),
+        ({"warmup_epochs": -1}, "warmup_epochs must be an integer >= 0"),
     ],
 )
-def test_update_every_is_checked(changes, message):
+def test_lipschitz_schedule_args_are_checked(args, message):
     with pytest.raises(ConfigError, match=message):
-        load_config("mnist_sgd_hook_steps").replace(**changes)
+        load_config("mnist_sgd").replace(schedule_args=args)
+    with pytest.raises(ConfigError, match="unknown schedule_args key"):  # LipschitzLR's, not the fixed rate's
+        load_config("mnist_momentum_baseline").replace(schedule_args={"warmup_epochs": 1})

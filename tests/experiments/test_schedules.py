@@ -2,7 +2,13 @@ import pytest
 import torch
 
 from lipschitz_lr_experiments.errors import ConfigError
-from lipschitz_lr_experiments.schedules import SCHEDULES, keras_decay_schedule, run_length_args, schedule_trajectory
+from lipschitz_lr_experiments.schedules import (
+    SCHEDULES,
+    ScheduleContext,
+    build_schedule,
+    run_length_args,
+    schedule_trajectory,
+)
 
 
 def lrs(name, args, epochs=10, steps_per_epoch=5, lr=0.1, optimizer="sgd"):
@@ -30,7 +36,8 @@ def test_inverse_time_is_keras_decay():
     values, _ = lrs("inverse_time", {"decay": 0.1}, epochs=1)
     assert values == pytest.approx([0.1 / (1 + 0.1 * t) for t in range(5)])
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    sched = keras_decay_schedule(opt, 1e-3)
+    context = ScheduleContext(opt, 1, 1, 1.0, paper_lambda=1e-3, keras_decay=True)
+    sched = build_schedule("constant", context, {}).scheduler  # the fixed rate's hidden Keras decay
     for _ in range(1000):
         opt.step()
         sched.step()

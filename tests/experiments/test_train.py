@@ -14,7 +14,7 @@ from lipschitz_lr_experiments.config import ConfigError, bundled_configs, load_c
 from lipschitz_lr_experiments.history import HISTORY_FIELDS
 from lipschitz_lr_experiments.run_dir import RunDirError, atomic_write_bytes
 from lipschitz_lr_experiments.train import RunOptions, Trainer, run_experiment
-from tests.conftest import write_tiny_cifar, write_tiny_config, write_tiny_mnist_format
+from tests.conftest import TINY_MNIST, write_tiny_cifar, write_tiny_config, write_tiny_mnist_format
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -276,7 +276,9 @@ def test_compile_keeps_the_training_forward_compiled(tmp_path, data_dir, monkeyp
     compile_ = torch.compile
     monkeypatch.setattr(torch, "compile", lambda model: compile_(model, backend=backend, dynamic=False))
     torch._dynamo.reset()
-    config = load_config(tiny_config(tmp_path, epochs=2, train_subset=300)).replace(statistics=statistics)
+    config = load_config(tiny_config(tmp_path, epochs=2, train_subset=300)).replace(
+        schedule_args={**TINY_MNIST["schedule_args"], "statistics": statistics}
+    )
     options = RunOptions(out_dir=tmp_path / "run", data_dir=data_dir, progress=False, compile=True)
     trainer = Trainer(config, options)
     with torch._dynamo.config.patch(recompile_limit=4, fail_on_recompile_limit_hit=True):
@@ -361,3 +363,17 @@ def test_data_on_another_device_than_the_run_is_refused(tmp_path):
     config = load_config(tiny_config(tmp_path, epochs=1, train_subset=8)).replace(batch_size=8)
     with pytest.raises(ValueError, match=r"the training images are on meta but the run trains on cpu"):
         Trainer(config, RunOptions(out_dir=tmp_path / "run", device="cpu"), data=data)
+
+
+def test_the_trainer_never_asks_which_schedule_it_steps():
+    """Every schedule is built by the registry and stepped through one interface (stepper.py): the trainer's
+    source names no schedule and no scheduler class."""
+    import ast
+
+    import lipschitz_lr_experiments.train as train
+    from lipschitz_lr_experiments.schedules import SCHEDULES
+
+    source = Path(train.__file__).read_text()
+    strings = {node.value for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Constant)}
+    assert not strings & set(SCHEDULES), strings & set(SCHEDULES)
+    assert "lr_scheduler" not in source and "is_schedule_free" not in source and ".interval" not in source

@@ -1,4 +1,4 @@
-"""The README's "Use with..." snippets, by their heading, for the integration tests that run them."""
+"""The "Use with..." snippets of docs/integrations.md, by their heading, for the integration tests that run them."""
 
 import re
 from pathlib import Path
@@ -6,16 +6,14 @@ from typing import Any
 
 import pytest
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+INTEGRATIONS = Path(__file__).resolve().parents[2] / "docs" / "integrations.md"
 
 
 def use_with_snippets() -> dict[str, str]:
-    """``### heading`` -> its python code, from the README's "## Use with..." section."""
-    text = README.read_text()
-    start = text.index("## Use with...\n")
-    section = text[start : text.index("\n## ", start + 1)]
+    """``## heading`` -> its python code, from docs/integrations.md."""
+    section = INTEGRATIONS.read_text()
     snippets = {}
-    for part in section.split("\n### ")[1:]:
+    for part in section.split("\n## ")[1:]:
         heading, body = part.split("\n", 1)
         code = re.search(r"```python\n(.*?)```", body, re.S)
         if code:
@@ -27,7 +25,7 @@ SNIPPETS = use_with_snippets()
 
 
 def run_snippet(heading: str, namespace: dict[str, Any]) -> dict[str, Any]:
-    exec(compile(SNIPPETS[heading], f"README.md: Use with... {heading}", "exec"), namespace)
+    exec(compile(SNIPPETS[heading], f"docs/integrations.md: {heading}", "exec"), namespace)
     return namespace
 
 

@@ -1,4 +1,4 @@
-"""Every snippet of the README's "Use with..." section runs, and does what the text says."""
+"""Every snippet of docs/integrations.md runs, and does what the text says."""
 
 import os
 import re
