@@ -423,7 +423,8 @@ def table(results: list[dict], args: argparse.Namespace) -> list[str]:
             mean = statistics.mean(reached) if reached else None
             means.append(mean)
             share = f" ({len(reached)}/{len(known)})" if known and len(reached) < len(known) else ""
-            cells += [(_show(mean) if known else "?") + share, ", ".join(str(value) for value in per_seed)]
+            unknown = "?" if runs else "-"  # stopped short of the target before it could be seen; or nothing run
+            cells += [(_show(mean) if known else unknown) + share, ", ".join(str(value) for value in per_seed)]
         best = [100 * max(run["test_acc"]) for run in runs]
         partial = any(run.get("stop", "target") == "target" for run in runs)
         spread = f" ± {statistics.stdev(best):.2f}" if len(best) > 1 else ""

@@ -45,7 +45,12 @@ def _parse_override(text: str) -> tuple[str, Any]:
 
 
 def _apply_overrides(config: ExperimentConfig, args: argparse.Namespace) -> ExperimentConfig:
-    changes: dict[str, Any] = dict(_parse_override(item) for item in args.set or [])
+    changes: dict[str, Any] = {}
+    for key, value in (_parse_override(item) for item in args.set or []):
+        if key.startswith("schedule_args."):  # one argument of the schedule, the others kept
+            changes.setdefault("schedule_args", dict(config.schedule_args))[key.removeprefix("schedule_args.")] = value
+        else:
+            changes[key] = value
     for key in ("epochs", "seed"):
         if getattr(args, key, None) is not None:
             changes[key] = getattr(args, key)

@@ -151,11 +151,7 @@ def estimate_hours(config: ExperimentConfig, epochs: int, tflops: float = DEFAUL
     n_train = min(n_train, config.train_subset or n_train)
     n_test = min(n_test, config.test_subset or n_test)
     flops = forward_flops(config.model, spec.num_classes, spec.image_shape)
-    images = (
-        3 * n_train
-        + n_test
-        + (n_train if config.schedule_options().get("statistics") == "reference" else 0)
-    )
+    images = 3 * n_train + n_test + (n_train if config.schedule_options().get("statistics") == "reference" else 0)
     return epochs * flops * images / (tflops * 1e12) / 3600
 
 

@@ -4,6 +4,7 @@ import pytest
 
 from lipschitz_lr_experiments import cli
 from lipschitz_lr_experiments.cli import main
+from lipschitz_lr_experiments.config import load_config
 from tests.conftest import write_tiny_config
 
 
@@ -18,6 +19,16 @@ def test_bad_config_fails_before_training_naming_the_key(tmp_path, capsys):
 def test_set_override_with_wrong_type_is_named(tmp_path, capsys):
     assert main(["run", "mnist_sgd", "--set", "epochs=many", "--out", str(tmp_path)]) == 2
     assert "epochs must be int, got str 'many'" in capsys.readouterr().err
+
+
+def test_set_reaches_one_schedule_argument_and_an_old_key_names_its_new_place(tmp_path, capsys):
+    from lipschitz_lr_experiments.cli import _apply_overrides, build_parser
+
+    args = build_parser().parse_args(["run", "mnist_momentum", "--set", "schedule_args.statistics=hook"])
+    config = _apply_overrides(load_config("mnist_momentum"), args)
+    assert config.schedule_args == {"initial_lr": 0.1, "momentum_seed": "value", "statistics": "hook"}
+    assert main(["run", "mnist_momentum", "--set", "statistics=hook", "--out", str(tmp_path)]) == 2
+    assert "schedule_args = {statistics = 'hook'}" in capsys.readouterr().err
 
 
 def test_missing_data_names_the_expected_path(tmp_path, capsys):

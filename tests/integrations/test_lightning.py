@@ -1,4 +1,4 @@
-"""The Lightning recipe of docs/integrations.md with the real Trainer: logged rates, checkpoint resume, step interval."""
+"""The Lightning recipe of docs/integrations.md, real Trainer: logged rates, checkpoint resume, step interval."""
 
 import csv
 
