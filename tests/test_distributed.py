@@ -65,12 +65,12 @@ def test_two_gloo_ranks_end_with_identical_lrs(tmp_path, statistics):
 
 def test_the_all_reduce_runs_on_the_models_device_and_nccl_needs_a_gpu(monkeypatch):
     """NCCL reduced on "cuda", the current device: cuda:0 on every rank that never called set_device."""
-    import lipschitz_lr.adaptive_lr as adaptive_lr
+    import lipschitz_lr.source as source
     from lipschitz_lr.distributed import all_reduce_max
     from lipschitz_lr.statistics import LipschitzStatistics
 
     seen = []
-    monkeypatch.setattr(adaptive_lr, "all_reduce_max", lambda stats, device: seen.append(device) or stats)
+    monkeypatch.setattr(source, "all_reduce_max", lambda stats, device: seen.append(device) or stats)
     model = make_model()
     AdaptiveLR(torch.optim.SGD(model.parameters(), lr=0.1), model, shard(0), num_classes=3, distributed=True)
     assert seen == [torch.device("cpu")]
