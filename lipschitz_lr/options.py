@@ -224,11 +224,8 @@ class Options:
         )
 
     def replace(self, **changes: Any) -> Options:
-        """A copy with ``changes``, checked again."""
-        unknown = sorted(set(changes) - set(names()))
-        if unknown:
-            raise TypeError(f"unknown AdaptiveLR option(s) {unknown}; the options are {', '.join(names())}")
-        return dataclasses.replace(self, **changes)
+        """A copy with ``changes``, checked again (an unknown name: :func:`known`'s ``TypeError``)."""
+        return dataclasses.replace(self, **known(changes))
 
     def to_dict(self) -> dict[str, Any]:
         """The options as plain values (a per-group clamp as a list), as ``state_dict`` saves them."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from typing import Any
 
 from torch.optim import Optimizer
@@ -21,7 +21,7 @@ from torch.optim import lr_scheduler as sched
 
 from lipschitz_lr import AdaptiveLR
 
-__all__ = ["LipschitzStepper", "Stepper", "TorchStepper", "group_lr", "no_context"]
+__all__ = ["LipschitzStepper", "Stepper", "TorchStepper", "group_lr"]
 
 
 def group_lr(optimizer: Optimizer) -> float:
@@ -106,8 +106,3 @@ class LipschitzStepper(Stepper):
     def restore(self, entries: dict[str, Any], restoring: Callable[[str], AbstractContextManager[Any]]) -> None:
         with restoring("adaptive"):
             self.adaptive.load_state_dict(entries["adaptive"])
-
-
-def no_context(entry: str) -> AbstractContextManager[Any]:
-    """A ``restoring`` that adds nothing to an error (for callers without a checkpoint path)."""
-    return nullcontext()
