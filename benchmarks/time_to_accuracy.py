@@ -89,6 +89,7 @@ METHODS = {
     "sgd + warm-up + hook every 47": ("mnist_sgd_hook_steps", {"schedule_args": {"warmup_epochs": 1}}),
     "adamo + warm-up": ("mnist_momentum", {"schedule_args": {"warmup_epochs": 1}}),
     "adam + bias correction": ("mnist_adam", {"schedule_args": {"bias_correction": True}}),
+    "sgd + warm-up + batch bn": ("mnist_sgd", {"schedule_args": {"warmup_epochs": 1, "batchnorm": "batch"}}),
 }
 STOPS = ("target", "best")
 
