@@ -461,8 +461,9 @@ def rate_table(results: list[dict]) -> list[str]:
 
 def draw(results: list[dict], args: argparse.Namespace, path: Path) -> None:
     """Two panels: mean epochs to the first ``--report`` target per method (the sweep's epochs stacked on
-    the tuned baselines; a method that never reached it drawn hatched at ``--max-epochs``), and each
-    method's learning rate per epoch (first recorded seed, log scale)."""
+    the tuned baselines; a method that never reached it drawn hatched at ``--max-epochs``; the mean over
+    the seeds that reached it, labelled with how many did when not all; a method not yet run has no bar),
+    and each method's learning rate per epoch (first recorded seed, log scale)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -475,10 +476,20 @@ def draw(results: list[dict], args: argparse.Namespace, path: Path) -> None:
         runs = [run for run in result["runs"] or [] if run is not None]
         reached = [epochs_to(run, target) for run in runs]
         reached = [value for value in reached if isinstance(value, int)]
+        if not runs:
+            bars.text(0.1, position, "not run", va="center", fontsize=8)
+            continue
         mean = statistics.mean(reached) if reached else args.max_epochs
         bars.barh(position, mean, color=colors(position % 20), hatch=None if reached else "//")
+        end = mean + (result["sweep_epochs"] or 0)
         if result["sweep_epochs"]:
             bars.barh(position, result["sweep_epochs"], left=mean, color="lightgrey", edgecolor="grey")
+        label = f"{mean:.1f}" if reached else "not reached"
+        if result["sweep_epochs"]:
+            label += f" + {result['sweep_epochs']} sweep"
+        if reached and len(reached) < len(runs):
+            label += f" ({len(reached)}/{len(runs)} seeds)"
+        bars.text(end + 0.1, position, label, va="center", fontsize=8)
         with_rates = [run for run in runs if "lrs" in run]
         if with_rates:
             rates = with_rates[0]["lrs"]
