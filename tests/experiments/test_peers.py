@@ -120,10 +120,10 @@ def test_lipschitz_warms_up_over_the_first_epochs(tmp_path, data_dir):
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(target / 4)  # the first step's rate
 
 
-def test_the_no_tuning_preset_trains_a_tiny_epoch_warmed_up_with_batch_statistics(tmp_path, data_dir):
+def test_the_no_tuning_preset_trains_a_tiny_epoch_warmed_up(tmp_path, data_dir):
     config = load_config("mnist_sgd_preset").replace(**TINY)
     trainer = Trainer(config, RunOptions(out_dir=tmp_path, data_dir=data_dir, progress=False, tensorboard=False))
-    assert trainer.adaptive.warmup_steps == len(trainer.train_loader) and trainer.adaptive.batchnorm == "batch"
+    assert trainer.adaptive.warmup_steps == len(trainer.train_loader) and trainer.adaptive.batchnorm == "running"
     history = trainer.run()
     assert len(history) == 1 and math.isfinite(history[0]["train_loss"]) and history[0]["lr"] > 0
 
