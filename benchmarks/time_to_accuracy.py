@@ -82,7 +82,7 @@ METHODS = {
     "dog": ("mnist_dog", {}),
     "momo": ("mnist_momo", {}),
     "cocob": ("mnist_cocob", {}),
-    # no-tuning candidates beyond the paper (issue 22), each one change to a faithful config, screened on one seed
+    # no-tuning candidates beyond the paper (issue 22), one to three changes to a faithful config, screened on seed 0
     "sgd + warm-up": ("mnist_sgd_preset", {}),  # the no-tuning preset: mnist_sgd with a one-epoch warm-up
     "sgd + batch bn": ("mnist_sgd", {"schedule_args": {"batchnorm": "batch"}}),
     "sgd + torch ce": ("mnist_sgd", {"loss": "cross_entropy"}),
