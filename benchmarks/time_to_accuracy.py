@@ -474,22 +474,21 @@ def draw(results: list[dict], args: argparse.Namespace, path: Path) -> None:
     colors = plt.get_cmap("tab20")
     for position, result in enumerate(results):
         runs = [run for run in result["runs"] or [] if run is not None]
-        reached = [epochs_to(run, target) for run in runs]
-        reached = [value for value in reached if isinstance(value, int)]
         if not runs:
             bars.text(0.1, position, "not run", va="center", fontsize=8)
             continue
+        reached = [epochs_to(run, target) for run in runs]
+        reached = [value for value in reached if isinstance(value, int)]
         mean = statistics.mean(reached) if reached else args.max_epochs
         bars.barh(position, mean, color=colors(position % 20), hatch=None if reached else "//")
-        end = mean + (result["sweep_epochs"] or 0)
-        if result["sweep_epochs"]:
-            bars.barh(position, result["sweep_epochs"], left=mean, color="lightgrey", edgecolor="grey")
         label = f"{mean:.1f}" if reached else "not reached"
-        if result["sweep_epochs"]:
-            label += f" + {result['sweep_epochs']} sweep"
+        sweep = result["sweep_epochs"] or 0
+        if sweep:
+            bars.barh(position, sweep, left=mean, color="lightgrey", edgecolor="grey")
+            label += f" + {sweep} sweep"
         if reached and len(reached) < len(runs):
             label += f" ({len(reached)}/{len(runs)} seeds)"
-        bars.text(end + 0.1, position, label, va="center", fontsize=8)
+        bars.text(mean + sweep + 0.1, position, label, va="center", fontsize=8)
         with_rates = [run for run in runs if "lrs" in run]
         if with_rates:
             rates = with_rates[0]["lrs"]

@@ -112,18 +112,13 @@ def test_the_trainer_recalibrates_batchnorm_at_the_averaged_weights(monkeypatch,
     assert switch(torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1), "eval") is False
 
 
-def test_lipschitz_warms_up_over_the_first_epochs(tmp_path, data_dir):
-    config = load_config("mnist_sgd").replace(**TINY, schedule_args={"warmup_epochs": 1})
+def test_the_no_tuning_preset_warms_up_over_the_first_epoch_and_trains(tmp_path, data_dir):
+    config = load_config("mnist_sgd_preset").replace(**TINY)  # mnist_sgd with warmup_epochs = 1 (test_config)
     trainer = Trainer(config, RunOptions(out_dir=tmp_path, data_dir=data_dir, progress=False, tensorboard=False))
     assert trainer.adaptive.warmup_steps == len(trainer.train_loader) == 4
+    assert trainer.adaptive.batchnorm == "running"
     target = trainer.adaptive.history[-1].lr
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(target / 4)  # the first step's rate
-
-
-def test_the_no_tuning_preset_trains_a_tiny_epoch_warmed_up(tmp_path, data_dir):
-    config = load_config("mnist_sgd_preset").replace(**TINY)
-    trainer = Trainer(config, RunOptions(out_dir=tmp_path, data_dir=data_dir, progress=False, tensorboard=False))
-    assert trainer.adaptive.warmup_steps == len(trainer.train_loader) and trainer.adaptive.batchnorm == "running"
     history = trainer.run()
     assert len(history) == 1 and math.isfinite(history[0]["train_loss"]) and history[0]["lr"] > 0
 
