@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.optim import Optimizer
 
 from ._checks import real
@@ -106,10 +106,6 @@ COMPOSED = (
     "for a warm-up use AdaptiveLR(warmup_steps=N), a linear ramp over the first N optimizer steps towards the "
     "computed rate"
 )
-
-
-def has_batchnorm(model: nn.Module) -> bool:
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
 def momentum_factor(optimizer: Optimizer, group: dict[str, Any], index: int) -> float:

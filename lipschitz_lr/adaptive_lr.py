@@ -27,6 +27,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from . import _wiring as wiring
 from .batches import BatchUnpacker
 from .bounds import loss_coefficient, second_moment_bound, weight_decay_bound
+from .models import batchnorm_layers
 from .options import MOMENTUM_SEEDS, STATISTICS_SOURCES, Options, expose_options, known
 from .per_step import InverseTimeDecay, linear_warmup
 from .records import RUNNING_STATE, EpochRecord, checked_state, restored_options
@@ -398,7 +399,7 @@ class AdaptiveLR(LRScheduler):
             hint = (
                 " BatchNorm layers normalised by their running statistics (batchnorm='running'), which at "
                 "initialisation are 0 and 1: batchnorm='batch' (the default) uses each batch's own."
-                if self.batchnorm == "running" and wiring.has_batchnorm(self._model)
+                if self.batchnorm == "running" and batchnorm_layers(self._model)
                 else ""
             )
             warnings.warn(

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from .batches import BatchUnpacker, call_model, default_unpack_batch, first_tensor, to_device
 
 __all__ = [
+    "batchnorm_layers",
     "eval_mode",
     "find_head",
     "head_from_forward",
@@ -150,6 +151,11 @@ def _norms(tensors: list[Tensor]) -> list[Tensor]:
         return list(torch._foreach_norm(tensors, 2, dtype=torch.float64))
     except (AttributeError, TypeError, RuntimeError):  # a torch without the fused kernel's dtype argument
         return [torch.linalg.vector_norm(t, dtype=torch.float64) for t in tensors]
+
+
+def batchnorm_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    """The model's BatchNorm layers (``BatchNorm1d/2d/3d``, ``SyncBatchNorm``, lazy ones), in module order."""
+    return [module for module in model.modules() if isinstance(module, nn.modules.batchnorm._BatchNorm)]
 
 
 def model_dtype(model: nn.Module) -> torch.dtype | None:

@@ -75,6 +75,12 @@ class ExperimentConfig:
     ``"running"`` here, the paper's eval pass), ``statistics_batches``, ``initial_lr``, ``momentum_seed``,
     ``bias_correction``, ``update_every``, ``warmup_epochs``; see ``AdaptiveLR``), checked by the schedule
     registry. Before 2026-12 these were top-level keys; such a key is refused, naming its new place.
+
+    ``bn_recalibration`` is how the test set is evaluated: ``N`` recalibrates BatchNorm's running statistics over
+    ``N`` training batches at the evaluated weights before every evaluation (the history's ``test_acc``; the
+    accuracy with the statistics as training left them is ``test_acc_as_trained`` beside it, and training goes on
+    with those); 0 never does (the paper's evaluation); unset (the default) does it over 50 batches only for the
+    optimisers that evaluate other weights than they train (Schedule-Free, DoG's average).
     """
 
     name: str
@@ -95,6 +101,7 @@ class ExperimentConfig:
     seed: int = 0
     train_subset: int | None = None
     test_subset: int | None = None
+    bn_recalibration: int | None = None
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -134,6 +141,11 @@ class ExperimentConfig:
             value = getattr(self, key)
             if value is not None and value < 1:
                 raise ConfigError(f"{key} must be >= 1 (leave it out for the whole split), got {key}={value!r}")
+        if self.bn_recalibration is not None and self.bn_recalibration < 0:
+            raise ConfigError(
+                "bn_recalibration must be a number of batches >= 0 (0: never, the paper's evaluation; leave it out "
+                f"for the optimiser's default), got bn_recalibration={self.bn_recalibration!r}"
+            )
         if self.schedule == "lipschitz" and OPTIMIZERS[self.optimizer].variant is None:
             with_variants = OPTIMIZERS.names(lambda spec: spec.variant is not None)
             raise ConfigError(

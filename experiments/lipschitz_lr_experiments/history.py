@@ -10,7 +10,9 @@ import math
 from typing import Any
 
 #: The columns of a history row, in the CSV's order. ``lr`` is the rate the epoch started with;
-#: ``k_z``, ``max_weight_norm`` and ``k`` are LipschitzLR's statistics (None for other schedules).
+#: ``k_z``, ``max_weight_norm`` and ``k`` are LipschitzLR's statistics (None for other schedules). ``test_*`` is
+#: the config's evaluation (``bn_recalibration``), ``test_*_as_trained`` the one with BatchNorm's running
+#: statistics as training left them (the paper's; the same values where nothing was recalibrated).
 HISTORY_FIELDS = (
     "epoch",
     "lr",
@@ -21,6 +23,8 @@ HISTORY_FIELDS = (
     "train_acc",
     "test_loss",
     "test_acc",
+    "test_loss_as_trained",
+    "test_acc_as_trained",
     "seconds",
 )
 

@@ -5,11 +5,14 @@ The benchmarks time :func:`train_step` itself, so what they measure is what the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from lipschitz_lr.models import batchnorm_layers, eval_mode
 
 from .data import TensorBatches
 from .devices import autocast
@@ -102,23 +105,53 @@ def evaluate(
     return float(loss_sum) / n, float(correct) / n
 
 
+#: How many training batches BatchNorm is recalibrated over when a config does not say (``bn_recalibration``).
+RECALIBRATION_BATCHES = 50
+
+
 @torch.no_grad()
 def recalibrate_batchnorm(model: nn.Module, batches: TensorBatches, amp: str = "off", limit: int = 50) -> bool:
-    """Refresh BatchNorm's running statistics at the model's current weights: forward passes in train
-    mode over the first ``limit`` batches (previous mode restored). Returns whether the model has BatchNorm.
+    """Recompute BatchNorm's running statistics at the model's current weights. Returns whether it has BatchNorm.
 
-    Schedule-Free's README asks for this before evaluating at its averaged weights (the running
-    statistics were gathered at the training weights); the harness does it for every optimiser whose
-    ``eval()`` puts other weights in the model (:func:`lipschitz_lr_experiments.optimizers.switch`).
+    Each BatchNorm layer's statistics are reset and replaced by their plain average over the first ``limit``
+    batches (``momentum=None``, as ``torch.optim.swa_utils.update_bn``), with only the BatchNorm layers in
+    train mode: dropout stays off, so they are the statistics of the network that is evaluated, and no random
+    number is drawn. Every module's mode and every layer's momentum are restored. The old statistics are not
+    kept: wrap the call in :func:`kept_batchnorm_statistics` to evaluate with these and then train on.
     """
-    if not any(isinstance(module, nn.modules.batchnorm._BatchNorm) for module in model.modules()):
+    layers = batchnorm_layers(model)
+    if not layers:
         return False
-    was_training = model.training
-    model.train()
-    for step, (x, _) in enumerate(batches):
-        if step == limit:
-            break
-        with autocast(x.device, amp):
-            model(x)
-    model.train(was_training)
+    momenta = [layer.momentum for layer in layers]
+    with eval_mode(model):
+        for layer in layers:
+            layer.reset_running_stats()
+            layer.momentum = None
+            layer.train()
+        try:
+            for step, (x, _) in enumerate(batches):
+                if step == limit:
+                    break
+                with autocast(x.device, amp):
+                    model(x)
+        finally:
+            for layer, momentum in zip(layers, momenta, strict=True):
+                layer.momentum = momentum
     return True
+
+
+@contextlib.contextmanager
+def kept_batchnorm_statistics(model: nn.Module) -> Iterator[None]:
+    """Inside, BatchNorm's running statistics may change (:func:`recalibrate_batchnorm`); afterwards they are
+    those of before, so evaluating at recalibrated statistics changes nothing in training (LipschitzLR's
+    reference pass reads the running statistics)."""
+    saved = [
+        {name: buffer.clone() for name, buffer in layer.named_buffers(recurse=False)}
+        for layer in batchnorm_layers(model)
+    ]
+    try:
+        yield
+    finally:
+        for layer, buffers in zip(batchnorm_layers(model), saved, strict=True):
+            for name, value in buffers.items():
+                getattr(layer, name).copy_(value)

@@ -32,7 +32,7 @@ from .devices import check_amp, configure_determinism, describe_device, precisio
 from .distributed import init_distributed
 from .errors import ConfigError
 from .history import best_epoch
-from .loop import evaluate, recalibrate_batchnorm, train_epoch
+from .loop import RECALIBRATION_BATCHES, evaluate, kept_batchnorm_statistics, recalibrate_batchnorm, train_epoch
 from .losses import LOSSES
 from .models import build_model
 from .optimizers import OPTIMIZERS, build_optimizer, switch
@@ -321,7 +321,7 @@ class Trainer:
         lr = start["lr"]
         if self.optimizer_spec.rate is not None:  # a peer's own step size, as it stands after the epoch
             lr = self.optimizer_spec.rate(self.optimizer, len(self.train_loader))
-        test_loss, test_acc = self._evaluate()
+        tested = self._evaluate()
         self.schedule.step(epoch + 1, train_loss)
         row = {
             "epoch": epoch + 1,
@@ -331,8 +331,7 @@ class Trainer:
             "k": start["k"],
             "train_loss": train_loss,
             "train_acc": train_acc,
-            "test_loss": test_loss,
-            "test_acc": test_acc,
+            **tested,
             "seconds": time.perf_counter() - started,
         }
         self.history.append(row)
@@ -394,18 +393,39 @@ class Trainer:
         """The AdaptiveLR of a LipschitzLR run (its history, its options); None for other schedules."""
         return self.schedule.adaptive
 
-    def _evaluate(self) -> tuple[float, float]:
-        """Test loss and accuracy at the weights the optimiser evaluates: for Schedule-Free and DoG the
-        averaged ones (``eval()``; BatchNorm's running statistics recalibrated there, as Schedule-Free's
-        README asks), the training ones put back afterwards, so checkpoints hold the training weights."""
-        if switch(self.optimizer, "eval"):
-            recalibrate_batchnorm(
-                self.net,
-                TensorBatches(self.train_loader.images, self.train_loader.labels, self.config.batch_size),
-                self.options.amp,
-            )
+    def recalibration_batches(self, swaps_weights: bool) -> int:
+        """The batches BatchNorm is recalibrated over before each evaluation (``bn_recalibration``; unset: 50
+        where the optimiser evaluates other weights than it trains, else none)."""
+        if self.config.bn_recalibration is not None:
+            return self.config.bn_recalibration
+        return RECALIBRATION_BATCHES if swaps_weights else 0
+
+    def _evaluate(self) -> dict[str, float]:
+        """Test loss and accuracy at the weights the optimiser evaluates (for Schedule-Free and DoG the averaged
+        ones, ``eval()``), first with BatchNorm's running statistics as training left them (``*_as_trained``),
+        then, where :meth:`recalibration_batches` says, with statistics recalibrated at those weights (``test_*``;
+        else the same values). The training weights and statistics are put back afterwards, so checkpoints hold
+        them and training goes on as without the evaluation."""
+        swapped = switch(self.optimizer, "eval")
         try:
-            return evaluate(self.net, self.data.test_images, self.data.test_labels, self.options.amp, self.loss.fn)
+            loss, accuracy = evaluate(
+                self.net, self.data.test_images, self.data.test_labels, self.options.amp, self.loss.fn
+            )
+            row = {
+                "test_loss": loss,
+                "test_acc": accuracy,
+                "test_loss_as_trained": loss,
+                "test_acc_as_trained": accuracy,
+            }
+            limit = self.recalibration_batches(swapped)
+            if limit:
+                batches = TensorBatches(self.train_loader.images, self.train_loader.labels, self.config.batch_size)
+                with kept_batchnorm_statistics(self.net):
+                    if recalibrate_batchnorm(self.net, batches, self.options.amp, limit):
+                        row["test_loss"], row["test_acc"] = evaluate(
+                            self.net, self.data.test_images, self.data.test_labels, self.options.amp, self.loss.fn
+                        )
+            return row
         finally:
             switch(self.optimizer, "train")
 
@@ -436,6 +456,8 @@ class Trainer:
             "best_test_acc": best["test_acc"] if best else None,
             "best_epoch": best["epoch"] if best else None,
             "final_test_acc": self.history[-1]["test_acc"] if self.history else None,
+            # test_acc's protocol: BatchNorm recalibrated over this many training batches before each evaluation
+            "bn_recalibration": self.recalibration_batches(callable(getattr(self.optimizer, "eval", None))),
             "epochs": len(self.history),
             "seconds": sum(r["seconds"] for r in self.history),
             "device": describe_device(self.device) + (f" x {self.dist.world_size} ranks" if self.dist.enabled else ""),

@@ -1,6 +1,7 @@
 """The learning-rate-free peers of the head-to-head (issue 22) through the harness: each shipped config
 trains a tiny epoch, DoG evaluates its averaged weights, MoMo receives the loss, Schedule-Free and DoG
-resume exactly, BatchNorm is recalibrated at averaged weights, and LipschitzLR updates every N steps."""
+resume exactly, BatchNorm is recalibrated at the evaluated weights (averaged ones by default; every
+optimiser's with ``bn_recalibration``) without changing training, and LipschitzLR updates every N steps."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from torch import nn
 from lipschitz_lr_experiments.config import load_config
 from lipschitz_lr_experiments.data import TensorBatches
 from lipschitz_lr_experiments.errors import ConfigError
-from lipschitz_lr_experiments.loop import recalibrate_batchnorm
+from lipschitz_lr_experiments.loop import kept_batchnorm_statistics, recalibrate_batchnorm
 from lipschitz_lr_experiments.optimizers import OPTIMIZERS, build_optimizer, switch
 from lipschitz_lr_experiments.train import RunOptions, Trainer, run_experiment
 
@@ -90,26 +91,66 @@ def test_an_averaging_peer_resumed_ends_as_the_uninterrupted_run(tmp_path, data_
         assert [row[key] for row in split] == [row[key] for row in whole], key
 
 
-def test_batchnorm_is_recalibrated_only_where_there_is_batchnorm():
+def test_batchnorm_is_recalibrated_to_the_plain_average_of_the_batches_with_dropout_off():
     torch.manual_seed(0)
     images, labels = torch.randn(64, 3) * 5 + 2, torch.zeros(64, dtype=torch.long)
     batches = TensorBatches(images, labels, 16)
-    with_bn = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)).eval()
-    before = with_bn[1].running_mean.clone()
+    with_bn = nn.Sequential(nn.Linear(3, 4), nn.Dropout(0.5), nn.BatchNorm1d(4, momentum=0.01)).eval()
+    with_bn[1].train()  # a module's own mode is given back
+    with torch.no_grad():
+        seen = with_bn[0](images[:32])  # the first two batches, as the network evaluates them (no dropout)
+    state = torch.get_rng_state()
     assert recalibrate_batchnorm(with_bn, batches, limit=2)
-    assert not torch.equal(with_bn[1].running_mean, before) and not with_bn.training  # mode restored
-    assert int(with_bn[1].num_batches_tracked) == 2
+    assert torch.equal(torch.get_rng_state(), state)  # no dropout mask drawn
+    bn = with_bn[2]
+    assert torch.allclose(bn.running_mean, seen.mean(0), atol=1e-5)  # reset, then the plain average of the two
+    assert torch.allclose(bn.running_var, (seen[:16].var(0) + seen[16:].var(0)) / 2, atol=1e-4)
+    assert int(bn.num_batches_tracked) == 2 and bn.momentum == 0.01
+    assert not with_bn.training and with_bn[1].training and not bn.training
     assert not recalibrate_batchnorm(nn.Linear(3, 4), batches)
 
 
-def test_the_trainer_recalibrates_batchnorm_at_the_averaged_weights(monkeypatch, tmp_path, data_dir):
+def test_kept_batchnorm_statistics_puts_the_training_statistics_back():
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    with kept_batchnorm_statistics(model):
+        recalibrate_batchnorm(model, TensorBatches(torch.randn(32, 3) + 3, torch.zeros(32, dtype=torch.long), 8))
+        assert not torch.equal(model[1].running_mean, before["1.running_mean"])
+    assert all(torch.equal(value, before[name]) for name, value in model.state_dict().items())
+
+
+def test_the_trainer_recalibrates_batchnorm_where_the_config_or_the_optimiser_says(monkeypatch, tmp_path, data_dir):
     calls = []
     monkeypatch.setattr("lipschitz_lr_experiments.train.recalibrate_batchnorm", lambda *a, **k: calls.append(a))
-    for name in ("schedulefree_sgd", "momentum"):
-        config = load_config(f"mnist_{name}" if name != "momentum" else "mnist_momentum_baseline").replace(**TINY)
-        run_experiment(config, RunOptions(out_dir=tmp_path / name, data_dir=data_dir, progress=False))
-    assert len(calls) == 1  # Schedule-Free's epoch only
+    for name, recalibration, expected in (
+        ("mnist_schedulefree_sgd", None, 1),  # evaluates its averaged weights: 50 batches by default
+        ("mnist_momentum_baseline", None, 0),
+        ("mnist_momentum_baseline", 3, 1),
+        ("mnist_schedulefree_sgd", 0, 0),
+    ):
+        config = load_config(name).replace(**TINY, bn_recalibration=recalibration)
+        out = tmp_path / f"{name}-{recalibration}"
+        run_experiment(config, RunOptions(out_dir=out, data_dir=data_dir, progress=False))
+        assert len(calls) == expected, (name, recalibration)
+        assert json.loads((out / "summary.json").read_text())["bn_recalibration"] == (
+            recalibration if recalibration is not None else 50 * expected
+        )
+        calls.clear()
     assert switch(torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1), "eval") is False
+
+
+def test_recalibrated_evaluation_leaves_training_as_it_was(tmp_path, data_dir):
+    """LipschitzLR's rate reads BatchNorm's running statistics: evaluating at recalibrated ones must not change
+    the next epoch's rate, nor anything else the run trains; the paper's accuracy is recorded beside."""
+    config = load_config("mnist_sgd").replace(**{**TINY, "epochs": 2})
+    plain = run_experiment(config, RunOptions(out_dir=tmp_path / "plain", data_dir=data_dir, progress=False))
+    recalibrated = run_experiment(
+        config.replace(bn_recalibration=4), RunOptions(out_dir=tmp_path / "recal", data_dir=data_dir, progress=False)
+    )
+    for key in ("lr", "k_z", "train_loss", "train_acc", "test_acc_as_trained", "test_loss_as_trained"):
+        assert [row[key] for row in recalibrated] == [row[key] for row in plain], key
+    assert [row["test_acc"] for row in plain] == [row["test_acc_as_trained"] for row in plain]
+    assert [row["test_loss"] for row in recalibrated] != [row["test_loss"] for row in plain]
 
 
 def test_the_no_tuning_preset_warms_up_over_the_first_epoch_and_trains(tmp_path, data_dir):
