@@ -4,8 +4,14 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# Data directory in torchvision's layout (MNIST/raw/...). Override: make demo LIPSCHITZ_LR_DATA=/path
-export LIPSCHITZ_LR_DATA ?= $(abspath $(CURDIR)/../shared/data)
+# Datasets live in data/ (torchvision's layout, MNIST/raw/...; downloaded there once when missing) unless
+# $$LIPSCHITZ_LR_DATA names another folder: make demo LIPSCHITZ_LR_DATA=/path. This project's own machines keep
+# MNIST in ../shared/data, which is used when it is there and nothing else is set.
+ifeq ($(origin LIPSCHITZ_LR_DATA),undefined)
+ifneq ($(wildcard $(CURDIR)/../shared/data/MNIST/raw/train-images-idx3-ubyte),)
+export LIPSCHITZ_LR_DATA := $(abspath $(CURDIR)/../shared/data)
+endif
+endif
 export PYTHONUNBUFFERED := 1
 
 .PHONY: setup demo test test-slow lint bench docs notebooks clean
@@ -18,13 +24,14 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 setup: $(VENV)/.installed
 
 demo: setup
-	$(PY) -m lipschitz_lr_paper_figures.demo --data-dir "$(LIPSCHITZ_LR_DATA)" --out runs/demo
+	$(PY) -m lipschitz_lr_paper_figures.demo --out runs/demo
 
+# Both cores (pytest-xdist; at most 4 workers on a larger machine), a test file per worker at a time.
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --maxprocesses=4 --dist loadfile
 
 test-slow: setup
-	$(PY) -m pytest -m slow
+	$(PY) -m pytest -m slow -n auto --maxprocesses=4 --dist loadfile
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -11,6 +11,17 @@ import pytest
 # Every test runs on the CPU, also on a GPU machine (``--device auto`` reads this, and subprocesses inherit it);
 # the tests that need a GPU say so (``@pytest.mark.gpu``, tests/test_gpu.py) and skip without one.
 os.environ["LIPSCHITZ_LR_DEVICE"] = "cpu"
+# Under pytest-xdist (``make test``) the workers share the cores: one thread each, their subprocesses too (two
+# workers of two threads on two cores wait on each other at every operation).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+
+
+def pytest_configure(config):
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -71,10 +82,16 @@ def _toml(value: Any) -> str:
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    """The real MNIST in torchvision's layout: $LIPSCHITZ_LR_DATA, else ../shared/data."""
-    root = Path(os.environ.get("LIPSCHITZ_LR_DATA", REPO.parent / "shared" / "data"))
+    """The real MNIST in torchvision's layout, where every entry point looks: $LIPSCHITZ_LR_DATA, else data/
+    (``make test`` sets the variable to ../shared/data where that exists)."""
+    from lipschitz_lr_experiments.data import resolve_data_dir
+
+    root = resolve_data_dir()
     if not (root / "MNIST" / "raw" / "train-images-idx3-ubyte").exists():
-        pytest.fail(f"MNIST is not under {root}; set LIPSCHITZ_LR_DATA to a folder holding MNIST/raw")
+        pytest.fail(
+            f"MNIST is not under {root}: download it there once (`lipschitz-lr download mnist`), or set "
+            "LIPSCHITZ_LR_DATA to a folder holding MNIST/raw"
+        )
     return root
 
 

@@ -39,12 +39,23 @@ def test_compiled_training_is_not_recompiled_and_matches_eager(statistics):
     torch._dynamo.utils.counters.clear()
     # Two input shapes (full and partial batch), plus one recompile in hook mode when the statistics
     # tensor is first allocated: a handful of graphs, never one per batch (3 epochs x 6 batches).
-    with torch._dynamo.config.patch(recompile_limit=4, fail_on_recompile_limit_hit=True):
+    with recompile_limit(4):
         compiled, grad_fns = run(statistics, compiled=True)
     assert grad_fns == {"CompiledFunctionBackward"}  # never fell back to eager
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] <= 4
     eager, _ = run(statistics, compiled=False)
     assert [(r.k_z, r.lr) for r in compiled.history] == [(r.k_z, r.lr) for r in eager.history]
+
+
+def recompile_limit(limit):
+    """Dynamo's limit on graphs per frame, an error when hit where torch can (``recompile_limit`` and
+    ``fail_on_recompile_limit_hit`` in newer torch; ``cache_size_limit`` alone in older, which falls back to
+    eager past it: the test's ``CompiledFunctionBackward`` check then fails instead)."""
+    keys = torch._dynamo.config._config
+    if "recompile_limit" in keys:
+        return torch._dynamo.config.patch(recompile_limit=limit, fail_on_recompile_limit_hit=True)
+    extra = {"fail_on_cache_limit_hit": True} if "fail_on_cache_limit_hit" in keys else {}
+    return torch._dynamo.config.patch(cache_size_limit=limit, **extra)
 
 
 def small_model(seed=0):

@@ -8,7 +8,10 @@ Examples::
     lipschitz-lr sweep c10_resnet20_sgd_baseline --lr 0.1 0.03 0.01 --epochs 30
     lipschitz-lr reproduce --dataset cifar10 --seeds 0 1 2 --dry-run
     lipschitz-lr classical --out results/classical
+    lipschitz-lr download mnist cifar10
     lipschitz-lr unlock runs/mnist_sgd
+
+Parsing the command line imports no torch (``--help`` answers at once); each command imports what it runs.
 """
 
 from __future__ import annotations
@@ -22,15 +25,16 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .config import ConfigError, ExperimentConfig, bundled_configs, load_config
-from .devices import AMP_MODES
-from .history import best_epoch
+from .errors import ConfigError, RunDirError
 from .preemption import Preempted, preemption_signals
-from .run_dir import RunDirError
 from .run_lock import LockError, break_lock
-from .train import RunOptions, run_experiment
+from .settings import AMP_MODES
+
+if TYPE_CHECKING:
+    from .config import ExperimentConfig
+    from .train import RunOptions
 
 
 def _parse_override(text: str) -> tuple[str, Any]:
@@ -57,12 +61,32 @@ def _apply_overrides(config: ExperimentConfig, args: argparse.Namespace) -> Expe
     return config.replace(**changes) if changes else config
 
 
+def _out_dir(text: str) -> Path:
+    """``--out``: a folder; an empty value (which would write the run among the current folder's files) is refused."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            f"needs a folder to write into, got {text!r} (leave --out out for the default)"
+        )
+    return Path(text)
+
+
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir", type=Path, help="datasets in torchvision's layout (default $LIPSCHITZ_LR_DATA, else data/)"
+    )
+    parser.add_argument(
+        "--download",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="download a dataset that is missing, once (default); --no-download refuses instead",
+    )
+
+
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, help="override the config's number of epochs")
     parser.add_argument("--seed", type=int, help="override the config's seed")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
-    parser.add_argument("--data-dir", type=Path, help="datasets in torchvision's layout (default $LIPSCHITZ_LR_DATA)")
-    parser.add_argument("--download", action="store_true", help="download missing datasets (needs internet)")
+    _add_data_options(parser)
     parser.add_argument("--amp", default="off", choices=AMP_MODES, help="mixed precision")
     parser.add_argument("--channels-last", action="store_true", help="channels_last memory format (faster on GPUs)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the training forward pass")
@@ -78,6 +102,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _options(args: argparse.Namespace, out_dir: Path, resume: bool = False) -> RunOptions:
+    from .train import RunOptions
+
     return RunOptions(
         out_dir=out_dir,
         data_dir=args.data_dir,
@@ -122,6 +148,10 @@ def _preempted(out_dir: Path, command: list[str] | None, preempted: Preempted) -
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .history import best_epoch
+    from .train import run_experiment
+
     config = _apply_overrides(load_config(args.config), args)
     out_dir = args.out or Path("runs") / config.name
     try:
@@ -141,6 +171,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .history import best_epoch
+    from .train import run_experiment
+
     base = _apply_overrides(load_config(args.config), args)
     if base.schedule == "lipschitz":
         raise ConfigError("sweep tunes baselines: the config's schedule must not be 'lipschitz'")
@@ -196,8 +230,8 @@ def _reproduce_run_args(args: argparse.Namespace) -> tuple[list[str], dict[str, 
     if args.data_dir is not None:
         argv += ["--data-dir", str(args.data_dir)]
         options["data_dir"] = args.data_dir
-    if args.download:
-        argv.append("--download")
+    if not args.download:
+        argv.append("--no-download")
     argv += ["--amp", args.amp]
     for flag in ("channels_last", "compile", "deterministic"):
         if getattr(args, flag):
@@ -252,6 +286,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from .config import bundled_configs, load_config
+
     for name in bundled_configs():
         config = load_config(name)
         print(
@@ -268,6 +304,16 @@ def cmd_classical(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_download(args: argparse.Namespace) -> int:
+    from .data import DATASETS, resolve_data_dir
+
+    root = resolve_data_dir(args.data_dir)
+    for dataset in args.datasets:
+        DATASETS.lookup(dataset).load(root, True)  # downloads what is missing, checks it, reads it back
+        print(f"{dataset}: ready under {root.resolve()}")
+    return 0
+
+
 def cmd_unlock(args: argparse.Namespace) -> int:
     print(break_lock(Path(args.run_dir), force=args.force))
     return 0
@@ -279,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="train one config")
     run.add_argument("config", help="a TOML path or a bundled config name (see `list`)")
-    run.add_argument("--out", type=Path, help="output directory (default runs/<name>)")
+    run.add_argument("--out", type=_out_dir, help="output directory (default runs/<name>)")
     run.add_argument("--resume", action="store_true", help="continue from the output directory's checkpoint")
     _add_run_options(run)
     run.set_defaults(func=cmd_run)
@@ -288,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--lr", type=float, nargs="+", required=True)
     sweep.add_argument("--decay", type=float, nargs="+", help="Keras decay (constant) or a schedule argument")
     sweep.add_argument("--decay-key", help="the schedule_args key --decay sets (e.g. gamma)")
-    sweep.add_argument("--out", type=Path)
+    sweep.add_argument("--out", type=_out_dir)
     _add_run_options(sweep)
     sweep.set_defaults(func=cmd_sweep)
     rep = sub.add_parser(
@@ -304,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--model", nargs="+", help="only Table 1's rows with these models")
     rep.add_argument("--optimizer", nargs="+", help="only Table 1's rows with these optimizers")
     rep.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    rep.add_argument("--out", type=Path, default=Path("runs/reproduce"))
+    rep.add_argument("--out", type=_out_dir, default=Path("runs/reproduce"))
     rep.add_argument("--dry-run", action="store_true", help="print the plan and its estimated GPU-hours only")
     rep.add_argument("--executor", choices=("local", "slurm", "submitit-local"), default="local")
     rep.add_argument("--devices", nargs="+", help="local: one run at a time on each (default: every GPU, else cpu)")
@@ -313,10 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--slurm-timeout-min", type=int, help="each job's time limit (default 1440); it requeues")
     rep.add_argument("--no-wait", action="store_true", help="slurm: submit and return (rerun to see progress)")
     rep.add_argument("--no-figures", action="store_true", help="skip Table 1 and the figures at the end")
+    _add_data_options(rep)
     for name, kwargs in (
         ("--epochs", {"type": int, "help": "override every config's epochs (smoke runs)"}),
-        ("--data-dir", {"type": Path}),
-        ("--download", {"action": "store_true"}),
         ("--amp", {"default": "off", "choices": AMP_MODES}),
         ("--channels-last", {"action": "store_true"}),
         ("--compile", {"action": "store_true"}),
@@ -331,6 +376,16 @@ def build_parser() -> argparse.ArgumentParser:
     classical.add_argument("--out", default="results/classical")
     classical.add_argument("--data-dir", type=Path)
     classical.set_defaults(func=cmd_classical)
+    download = sub.add_parser(
+        "download", help="download datasets into the data folder once (runs download what they miss themselves)"
+    )
+    download.add_argument(
+        "datasets", nargs="+", metavar="DATASET", help="mnist, fashionmnist, kmnist, cifar10, cifar100"
+    )
+    download.add_argument(
+        "--data-dir", type=Path, help="datasets in torchvision's layout (default $LIPSCHITZ_LR_DATA, else data/)"
+    )
+    download.set_defaults(func=cmd_download)
     unlock = sub.add_parser("unlock", help="break the lock a run that is gone left in its directory")
     unlock.add_argument("run_dir", help="the run's output directory")
     unlock.add_argument(

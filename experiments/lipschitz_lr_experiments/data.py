@@ -1,8 +1,10 @@
 """The dataset registry (MNIST, FashionMNIST, KMNIST, CIFAR-10, CIFAR-100) as tensors on the training
 device, and batched augmentation.
 
-Datasets are read with torchvision from its on-disk format under a data directory (option,
-``LIPSCHITZ_LR_DATA``, or ``./data``), downloaded only when asked. The whole set is kept as one
+Datasets are read with torchvision from its on-disk format under one data directory (:func:`resolve_data_dir`:
+``--data-dir``, else ``$LIPSCHITZ_LR_DATA``, else :func:`default_data_dir`), and a set that is missing is
+downloaded there once by torchvision's downloader (its checksums; MNIST's files are also checked against their
+published SHA-256), or refused in one line (:class:`DatasetUnavailable`) offline. The whole set is kept as one
 tensor on the training device and batches are sliced from it; augmentation is a batched random
 affine warp (``affine_grid`` + ``grid_sample``) on that device, so a GPU is not starved by
 per-image CPU transforms.
@@ -15,6 +17,7 @@ continuous shifts up to 10% with nearest-edge fill and horizontal flips.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Callable, Iterator
@@ -26,15 +29,33 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .registry import Registry
+from .settings import DATA_ENV
 
-DATA_ENV = "LIPSCHITZ_LR_DATA"
+logger = logging.getLogger(__name__)
+
+#: The folder this package's checkout is in (``experiments/lipschitz_lr_experiments/`` -> the project root).
+_PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def default_data_dir() -> Path:
+    """Where datasets live when neither ``--data-dir`` nor ``$LIPSCHITZ_LR_DATA`` says: ``data/`` at the project's
+    root in a checkout (ignored by git), else ``~/.cache/lipschitz-lr/data`` (an installed wheel)."""
+    if (_PROJECT_ROOT / "pyproject.toml").is_file() and (_PROJECT_ROOT / "lipschitz_lr").is_dir():
+        return _PROJECT_ROOT / "data"
+    return Path.home() / ".cache" / "lipschitz-lr" / "data"
 
 
 def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
-    """The data directory: the argument, else ``$LIPSCHITZ_LR_DATA``, else ``./data``."""
+    """The data directory: the argument, else ``$LIPSCHITZ_LR_DATA``, else :func:`default_data_dir`. The one rule
+    the CLI, the demo, the notebooks and the tests follow."""
     if data_dir is not None:
         return Path(data_dir)
-    return Path(os.environ.get(DATA_ENV, "data"))
+    from_environment = os.environ.get(DATA_ENV)
+    return Path(from_environment) if from_environment else default_data_dir()
+
+
+class DatasetUnavailable(FileNotFoundError):
+    """A dataset that is not on disk and could not (or may not) be downloaded; its message is the one line to show."""
 
 
 @dataclass(frozen=True)
@@ -184,10 +205,18 @@ def _read_cifar(folder: Path, files: list[str], label_key: bytes) -> tuple[Tenso
     return torch.cat(images), torch.cat(labels)
 
 
-def _missing(dataset: str, root: Path) -> FileNotFoundError:
-    return FileNotFoundError(
-        f"{dataset} not found under {root.resolve()}: expected {DATASETS[dataset].expected_files} in "
-        f"torchvision's format. Set --data-dir or ${DATA_ENV}, or pass --download when online."
+def _missing(dataset: str, root: Path, why: BaseException | None = None) -> DatasetUnavailable:
+    """The one line for a dataset that is not under ``root``: why it could not be fetched, and the ways to fix it."""
+    where = f"{dataset} is not under {root.resolve()} (expected {DATASETS[dataset].expected_files})"
+    if why is None:
+        return DatasetUnavailable(
+            f"{where}, and downloads are off: drop --no-download when online, or point "
+            f"--data-dir or ${DATA_ENV} at a folder that holds it"
+        )
+    reason = " ".join(str(why).split()) or type(why).__name__
+    return DatasetUnavailable(
+        f"{where}, and downloading it failed ({reason[:300]}): connect to the internet and run again, or copy the "
+        f"files there, or point --data-dir or ${DATA_ENV} at a folder that holds them"
     )
 
 
@@ -217,7 +246,7 @@ def _check_mnist_files(raw: Path) -> None:
         if len(header) < header_bytes or int.from_bytes(header[:4], "big") != magic:
             raise ValueError(
                 f"{path} is not an MNIST idx file ({size} bytes; expected a header with magic number {magic}); "
-                "delete it and download the dataset again (--download when online)"
+                "delete it and run again to download it (when online)"
             )
         shape = [int.from_bytes(header[4 * i : 4 * i + 4], "big") for i in range(1, 2 + dims)]
         expected = header_bytes + math.prod(shape)
@@ -225,7 +254,7 @@ def _check_mnist_files(raw: Path) -> None:
             what = f"{shape[0]} images of {shape[1]}x{shape[2]}" if dims else f"{shape[0]} labels"
             raise ValueError(
                 f"{path} is damaged: {size} bytes, but its header describes {what} ({expected} bytes); "
-                "delete it and download the dataset again (--download when online)"
+                "delete it and run again to download it (when online)"
             )
         counts[name] = shape[0]
     for split in ("train", "t10k"):
@@ -233,26 +262,58 @@ def _check_mnist_files(raw: Path) -> None:
         if images in counts and labels in counts and counts[images] != counts[labels]:
             raise ValueError(
                 f"{raw / labels} holds {counts[labels]} labels but {raw / images} holds {counts[images]} images: "
-                "one of them belongs to another split or dataset; delete both and download the dataset again "
-                "(--download when online)"
+                "one of them belongs to another split or dataset; delete both and run again "
+                "(it is downloaded again when online)"
             )
 
 
 RawSplits = tuple[Tensor, Tensor, Tensor, Tensor]
 
 
+#: The published SHA-256 of MNIST's four uncompressed files, checked after a download (torchvision checks the
+#: archives' md5 as it fetches them; this checks what was unpacked).
+MNIST_SHA256 = {
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+
+
+def _check_published(raw: Path, fetched: list[str], digests: dict[str, str]) -> None:
+    """Each file just ``fetched`` into ``raw`` against its published SHA-256; a mismatch is deleted and refused."""
+    import hashlib
+
+    for name in fetched:
+        path = raw / name
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest != digests[name]:
+            path.unlink()
+            raise DatasetUnavailable(
+                f"{path} as downloaded has SHA-256 {digest}, not the published {digests[name]}: deleted; run again "
+                "to download it again (a mirror or proxy may have changed it)"
+            )
+
+
 def _mnist_format_loader(dataset: str, torchvision_class: str) -> Callable[[Path, bool], RawSplits]:
-    """MNIST and the sets torchvision stores in its format (``<Class>/raw/`` idx files)."""
+    """MNIST and the sets torchvision stores in its format (``<Class>/raw/`` idx files), downloaded when missing
+    and allowed."""
 
     def load(root: Path, download: bool) -> RawSplits:
         from torchvision import datasets
 
-        _check_mnist_files(root / torchvision_class / "raw")
+        raw = root / torchvision_class / "raw"
+        _check_mnist_files(raw)
+        missing = [name for name in _MNIST_IDX if not (raw / name).exists()]
+        if missing and download:
+            logger.info("downloading %s into %s", dataset, raw)
         try:
             train = getattr(datasets, torchvision_class)(root=str(root), train=True, download=download)
             test = getattr(datasets, torchvision_class)(root=str(root), train=False, download=download)
-        except RuntimeError as error:
-            raise _missing(dataset, root) from error
+        except (RuntimeError, OSError) as error:  # not there; or the download failed (URLError is an OSError)
+            raise _missing(dataset, root, error if download and missing else None) from error
+        if missing and dataset == "mnist":
+            _check_published(raw, missing, MNIST_SHA256)
         return train.data.unsqueeze(1), train.targets, test.data.unsqueeze(1), test.targets
 
     return load
@@ -268,10 +329,11 @@ def _cifar_loader(dataset: str, torchvision_class: str) -> Callable[[Path, bool]
                 raise _missing(dataset, root)
             from torchvision import datasets
 
+            logger.info("downloading %s into %s", dataset, root)
             try:  # downloads and checks the archive's md5
                 getattr(datasets, torchvision_class)(root=str(root), train=True, download=True)
-            except Exception as error:
-                raise _missing(dataset, root) from error
+            except (RuntimeError, OSError) as error:
+                raise _missing(dataset, root, error) from error
         return (*_read_cifar(folder, train_files, label_key), *_read_cifar(folder, test_files, label_key))
 
     return load
@@ -355,11 +417,12 @@ def load_dataset(
     data_dir: str | os.PathLike[str] | None = None,
     *,
     device: torch.device | str = "cpu",
-    download: bool = False,
+    download: bool = True,
     train_subset: int | None = None,
     test_subset: int | None = None,
 ) -> DataSplits:
-    """Load, preprocess and move a dataset to ``device``.
+    """Load, preprocess and move a dataset to ``device``; a dataset not under the data directory is downloaded
+    there first (``download=False``: refused, :class:`DatasetUnavailable`).
 
     ``train_subset``/``test_subset`` keep the first N images (for demos and tests); the CIFAR
     mean image is computed on the training images that are kept.

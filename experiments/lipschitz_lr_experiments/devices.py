@@ -8,10 +8,9 @@ from contextlib import AbstractContextManager, nullcontext
 
 import torch
 
-#: ``--device auto`` means this device when the variable is set (see :func:`resolve_device`).
-DEVICE_ENV = "LIPSCHITZ_LR_DEVICE"
-#: Mixed-precision modes of ``--amp``: off (fp32), bf16 or fp16 (with a GradScaler) autocast.
-AMP_MODES = ("off", "bf16", "fp16")
+from .settings import AMP_MODES, DEVICE_ENV
+
+__all__ = ["AMP_MODES", "DEVICE_ENV", "autocast", "check_amp", "describe_device", "resolve_device"]
 
 
 def resolve_device(device: str) -> torch.device:
@@ -21,23 +20,27 @@ def resolve_device(device: str) -> torch.device:
     ``auto`` is ``$LIPSCHITZ_LR_DEVICE`` when that is set (the test suite sets ``cpu``, so no test
     silently runs on a GPU), else CUDA when available, else the CPU.
     """
+    given = device
     if device == "auto":
         override = os.environ.get(DEVICE_ENV, "").strip() or "auto"
+        if override != "auto":
+            given = f"{override!r} (from ${DEVICE_ENV}, which --device auto reads)"
         device = override if override != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        given = f"{device!r}"
+    unknown = f"unknown device {given}; expected 'auto', 'cpu', 'cuda' or 'cuda:N'"
     try:
         resolved = torch.device(device)
     except RuntimeError as error:
-        raise ValueError(f"unknown device {device!r}; expected 'auto', 'cpu', 'cuda' or 'cuda:N'") from error
+        raise ValueError(unknown) from error
     if resolved.type not in ("cpu", "cuda"):
-        raise ValueError(f"unknown device {device!r}; expected 'auto', 'cpu', 'cuda' or 'cuda:N'")
+        raise ValueError(unknown)
     if resolved.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"device={device!r} asked for, but CUDA is not available on this machine")
+            raise ValueError(f"device {given} asked for, but CUDA is not available on this machine")
         count = torch.cuda.device_count()
         if resolved.index is not None and resolved.index >= count:
-            raise ValueError(
-                f"device={device!r}, but this machine has {count} CUDA device(s): cuda:0 to cuda:{count - 1}"
-            )
+            raise ValueError(f"device {given}, but this machine has {count} CUDA device(s): cuda:0 to cuda:{count - 1}")
         if resolved.index is None:  # "cuda" is the current device, named: tensors report cuda:N, never "cuda"
             resolved = torch.device("cuda", torch.cuda.current_device())
     return resolved

@@ -36,6 +36,7 @@ from typing import Any
 
 import torch
 
+from .errors import RunDirError
 from .history import HISTORY_FIELDS
 from .run_lock import LOCK_NAME, LockError, check_unlocked, hold_lock
 
@@ -59,10 +60,6 @@ RUN_FILES = ("config.json", "history.json", "history.csv", "checkpoint.pt", "sum
 #: The files that hold results: a directory with any of them holds a run that must not be lost. A run
 #: killed before its first checkpoint leaves only ``config.json`` (and maybe ``tensorboard/``).
 RESULT_FILES = ("history.json", "history.csv", "checkpoint.pt", "summary.json")
-
-
-class RunDirError(RuntimeError):
-    """A run directory that cannot be used as asked; the message names it and says what to do."""
 
 
 #: The layout of ``checkpoint.pt`` (its ``format`` entry). A checkpoint without the entry is of format 0, the
@@ -127,10 +124,15 @@ def restoring(path: Path, part: str) -> Iterator[None]:
         ) from error
 
 
+#: The temporary file :func:`atomic_write_bytes` writes beside ``path`` (a process killed mid-write leaves it;
+#: :meth:`RunDirectory.prepare` removes such leftovers).
+TEMPORARY = ".{name}.tmp-{pid}"
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that a reader sees the old file or the new one, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(TEMPORARY.format(name=path.name, pid=os.getpid()))
     try:
         with open(tmp, "wb") as f:
             f.write(data)
@@ -223,6 +225,15 @@ class RunDirectory:
         if not self._locked:
             raise RuntimeError(f"RunDirectory.prepare({self.path}) must run under RunDirectory.lock()")
         has_checkpoint = self.check(resume=resume, overwrite=overwrite)
+        leftovers = sorted(self.path.glob(TEMPORARY.format(name="*", pid="*")))
+        if leftovers:  # under the lock no other run writes here: a killed process's half-written files
+            logger.warning(
+                "removing %s, left half-written in %s by a process killed while writing",
+                ", ".join(p.name for p in leftovers),
+                self.path,
+            )
+            for path in leftovers:
+                path.unlink()
         stale = self.existing_run_files() if overwrite else []
         if stale:
             logger.warning("overwriting the run in %s (%s)", self.path, ", ".join(stale))

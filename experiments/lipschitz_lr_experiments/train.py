@@ -53,7 +53,8 @@ class RunOptions:
     resume: bool = False
     overwrite: bool = False
     amp: str = "off"
-    download: bool = False
+    #: Download a dataset missing from the data directory (else refuse, one line).
+    download: bool = True
     progress: bool = True
     tensorboard: bool = True
     channels_last: bool = False
@@ -354,18 +355,18 @@ class Trainer:
             disable=None if self.options.progress and self.dist.is_main else True,
             leave=False,
             dynamic_ncols=True,
+            mininterval=0,  # progress() is called every 10 steps: draw each call
         )
 
         def progress(step: int, loss: float, accuracy: float) -> None:
-            postfix = {
-                "loss": f"{loss:.4f}",
-                "acc": f"{accuracy:.4f}",
-                "lr": f"{self.optimizer.param_groups[0]['lr']:.4g}",
-            }
+            postfix = {"loss": f"{loss:.4f}", "acc": f"{accuracy:.4f}"}
+            rate = self.optimizer.param_groups[0].get("lr")  # COCOB bets per coordinate: it has none
+            if rate is not None:
+                postfix["lr"] = f"{float(rate):.4g}"
             if k is not None:
                 postfix["K"] = f"{k:.4g}"
             bar.set_postfix(postfix, refresh=False)
-            bar.update(step + 1 - bar.n)
+            bar.update(step + 1 - bar.n)  # draws the postfix too (every 10 steps at most)
 
         with bar:
             loss_sum, correct, seen = train_epoch(

@@ -13,11 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 
 from lipschitz_lr_experiments.config import load_config
-from lipschitz_lr_experiments.data import load_dataset
+from lipschitz_lr_experiments.data import DatasetUnavailable, load_dataset
 from lipschitz_lr_experiments.devices import resolve_device
 from lipschitz_lr_experiments.history import best_epoch
 from lipschitz_lr_experiments.train import RunOptions, Trainer
@@ -63,7 +64,10 @@ def summary_lines(runs: dict[str, list[dict]], images: int) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", type=Path, help="datasets in torchvision's layout (default $LIPSCHITZ_LR_DATA)")
+    parser.add_argument(
+        "--data-dir", type=Path, help="datasets in torchvision's layout (default $LIPSCHITZ_LR_DATA, else data/)"
+    )
+    parser.add_argument("--no-download", action="store_true", help="refuse instead of downloading a missing MNIST")
     parser.add_argument("--out", type=Path, default=Path("runs/demo"))
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--train-subset", type=int, default=10000)
@@ -73,7 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     device = resolve_device(args.device)
-    data = load_dataset("mnist", args.data_dir, device=device, train_subset=args.train_subset)
+    try:
+        data = load_dataset(
+            "mnist", args.data_dir, device=device, download=not args.no_download, train_subset=args.train_subset
+        )
+    except DatasetUnavailable as error:
+        print(f"demo: {error}", file=sys.stderr)
+        return 2
     runs = {}
     for config_name, label in RUNS:
         config = load_config(config_name).replace(epochs=args.epochs, train_subset=args.train_subset)

@@ -2,7 +2,6 @@ import json
 
 import pytest
 
-from lipschitz_lr_experiments import cli
 from lipschitz_lr_experiments.cli import main
 from lipschitz_lr_experiments.config import load_config
 from tests.conftest import write_tiny_config
@@ -32,9 +31,34 @@ def test_set_reaches_one_schedule_argument_and_an_old_key_names_its_new_place(tm
 
 
 def test_missing_data_names_the_expected_path(tmp_path, capsys):
-    assert main(["run", "c10_resnet20_sgd", "--data-dir", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    out = ["--data-dir", str(tmp_path), "--out", str(tmp_path / "o"), "--no-download"]
+    assert main(["run", "c10_resnet20_sgd", *out]) == 2
     err = capsys.readouterr().err
-    assert "cifar-10-batches-py" in err and str(tmp_path) in err
+    assert "cifar-10-batches-py" in err and str(tmp_path) in err and "downloads are off" in err
+    assert err.count("\n") == 1  # one line, no traceback
+
+
+def test_an_empty_out_is_refused_before_anything_is_written(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "mnist_sgd", "--out", ""])
+    assert exit_.value.code == 2 and "--out: needs a folder to write into, got ''" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_help_and_argument_errors_answer_without_importing_torch():
+    """``lipschitz-lr run --help`` once imported torch before parsing (2.3 s of CPU for a help text)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from lipschitz_lr_experiments.cli import main\n"
+        "try:\n    main(['run', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert "usage: lipschitz-lr run" in out and out.strip().endswith("False")
 
 
 def test_list_shows_bundled_configs(capsys):
@@ -64,7 +88,7 @@ def test_ctrl_c_ends_with_one_line_saying_how_to_resume(tmp_path, monkeypatch, c
     def interrupted(config, options):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "run_experiment", interrupted)
+    monkeypatch.setattr("lipschitz_lr_experiments.train.run_experiment", interrupted)
     out = tmp_path / "o"
     assert main(["run", "mnist_sgd", "--out", str(out), "--epochs", "3", "--overwrite"]) == 130
     err = capsys.readouterr().err.strip()

@@ -1,8 +1,16 @@
 import pytest
 import torch
 
-from lipschitz_lr_experiments.data import DATASETS, Augmentation, TensorBatches, load_dataset, resolve_data_dir
-from tests.conftest import write_tiny_mnist_format
+from lipschitz_lr_experiments.data import (
+    DATASETS,
+    Augmentation,
+    DatasetUnavailable,
+    TensorBatches,
+    default_data_dir,
+    load_dataset,
+    resolve_data_dir,
+)
+from tests.conftest import REPO, write_tiny_mnist_format
 
 
 def test_mnist_from_shared_data(data_dir):
@@ -14,18 +22,22 @@ def test_mnist_from_shared_data(data_dir):
 
 
 def test_missing_dataset_names_expected_path(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"cifar-10-batches-py"):
-        load_dataset("cifar10", tmp_path)
+    """Without downloads (the tests never go online; tests/experiments/test_download.py serves MNIST itself)."""
+    with pytest.raises(DatasetUnavailable, match=r"cifar-10-batches-py.*downloads are off"):
+        load_dataset("cifar10", tmp_path, download=False)
     with pytest.raises(FileNotFoundError, match=str(tmp_path)):
-        load_dataset("mnist", tmp_path)
+        load_dataset("mnist", tmp_path, download=False)
     with pytest.raises(ValueError, match="unknown dataset 'svhn'"):
         load_dataset("svhn", tmp_path)
 
 
-def test_data_dir_from_environment(monkeypatch, tmp_path):
+def test_one_data_folder_the_argument_else_the_environment_else_data_at_the_root(monkeypatch, tmp_path):
     monkeypatch.setenv("LIPSCHITZ_LR_DATA", str(tmp_path))
     assert resolve_data_dir() == tmp_path
     assert resolve_data_dir("elsewhere").name == "elsewhere"
+    monkeypatch.delenv("LIPSCHITZ_LR_DATA")
+    assert resolve_data_dir() == default_data_dir() == REPO / "data"  # a checkout: ignored by git
+    assert "/data/" in (REPO / ".gitignore").read_text().splitlines()
 
 
 @pytest.mark.parametrize(("dataset", "classes"), [("cifar10", 10), ("cifar100", 100)])
@@ -101,8 +113,8 @@ def test_a_damaged_cifar_file_is_named(tmp_path):
 
 @pytest.mark.parametrize(("dataset", "folder"), [("fashionmnist", "FashionMNIST"), ("kmnist", "KMNIST")])
 def test_other_mnist_format_sets_load_from_torchvisions_layout(tmp_path, dataset, folder):
-    with pytest.raises(FileNotFoundError, match=f"{dataset} not found under .*: expected {folder}/raw/ "):
-        load_dataset(dataset, tmp_path)
+    with pytest.raises(FileNotFoundError, match=f"{dataset} is not under .* \\(expected {folder}/raw/ "):
+        load_dataset(dataset, tmp_path, download=False)
     write_tiny_mnist_format(tmp_path, folder, n_train=40, n_test=20)
     splits = load_dataset(dataset, tmp_path)
     assert splits.train_images.shape == (40, 1, 28, 28) and splits.test_labels.shape == (20,)

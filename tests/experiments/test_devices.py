@@ -32,7 +32,7 @@ def test_resolve_device_checks_what_it_is_given(monkeypatch):
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     assert resolve_device("cuda:1") == torch.device("cuda", 1)
     assert resolve_device("cuda") == torch.device("cuda", 0)  # as a tensor on it names its device
-    with pytest.raises(ValueError, match=r"device='cuda:2', but this machine has 2 CUDA device\(s\): cuda:0 to cuda:1"):
+    with pytest.raises(ValueError, match=r"device 'cuda:2', but this machine has 2 CUDA device\(s\): cuda:0 to cuda:1"):
         resolve_device("cuda:2")
 
 
@@ -42,8 +42,14 @@ def test_auto_is_the_environments_device_and_the_suite_runs_on_the_cpu(monkeypat
     monkeypatch.setenv(DEVICE_ENV, "auto")
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
     monkeypatch.setenv(DEVICE_ENV, "tpu")
-    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+    with pytest.raises(
+        ValueError, match=r"unknown device 'tpu' \(from \$LIPSCHITZ_LR_DEVICE, which --device auto reads\)"
+    ):
         resolve_device("auto")
+    if not torch.cuda.is_available():
+        monkeypatch.setenv(DEVICE_ENV, "cuda")
+        with pytest.raises(ValueError, match=r"device 'cuda' \(from \$LIPSCHITZ_LR_DEVICE.*CUDA is not available"):
+            resolve_device("auto")
 
 
 def test_autocast_modes():

@@ -124,6 +124,26 @@ def test_a_failed_atomic_write_keeps_the_old_file_and_leaves_no_temporary(tmp_pa
     assert [p.name for p in tmp_path.iterdir()] == ["history.json"]
 
 
+def test_a_killed_writes_half_written_file_is_removed_by_the_next_run_there(tmp_path, caplog):
+    """SIGKILL during a checkpoint's write leaves ``.checkpoint.pt.tmp-PID``; the next run in the folder (which
+    holds its lock, so nothing else writes there) removes it and says so."""
+    script = (
+        "import os, signal, sys\n"
+        "from pathlib import Path\n"
+        "import lipschitz_lr_experiments.run_dir as run_dir\n"
+        "def killed(*args, **kwargs):\n    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "run_dir.os.replace = killed\n"
+        "run_dir.RunDirectory(sys.argv[1]).save_checkpoint({'epoch': 1})\n"
+    )
+    process = subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=False)
+    assert process.returncode == -9
+    (leftover,) = tmp_path.glob(".checkpoint.pt.tmp-*")
+    run = RunDirectory(tmp_path)
+    with run.lock(), caplog.at_level("WARNING"):
+        assert run.prepare(resume=True, overwrite=False) is False
+    assert not leftover.exists() and leftover.name in caplog.text and "killed while writing" in caplog.text
+
+
 def test_history_json_and_csv_and_a_checkpoint_per_rank(tmp_path):
     run = RunDirectory(tmp_path)
     rows = [{field: i for field in HISTORY_FIELDS} for i in (1, 2)]
