@@ -25,12 +25,13 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from . import _wiring as wiring
-from .batches import BatchUnpacker
-from .bounds import loss_coefficient, second_moment_bound, weight_decay_bound
+from .batches import BatchUnpacker, loader_length
+from .bounds import loss_coefficient, second_moment_bound, smoothness_bound, weight_decay_bound
 from .models import batchnorm_layers
 from .options import MOMENTUM_SEEDS, STATISTICS_SOURCES, Options, expose_options, known
 from .per_step import InverseTimeDecay, linear_warmup
 from .records import RUNNING_STATE, EpochRecord, checked_state, restored_options
+from .safeguards import backed_off, is_jump, limited_growth, loss_fell, loss_rose
 from .source import StatisticsSource, checked_loader
 from .statistics import LipschitzStatistics
 from .variants import VARIANTS
@@ -167,6 +168,7 @@ class AdaptiveLR(LRScheduler):
         self._num_updates = 0
         self._iteration = 0
         self._epoch_lrs: list[float] = []
+        self._pass_loss = math.nan  # the last finite training loss the reference pass measured
 
         # Runtime objects: never in state_dict.
         self._source = StatisticsSource(
@@ -215,18 +217,19 @@ class AdaptiveLR(LRScheduler):
             wiring.set_lr(group, self._last_lr[-1])
         logger.info("AdaptiveLR: %d param group(s) added after construction take their ratio", len(added))
 
-    def _bounds(self, stats: LipschitzStatistics) -> tuple[float, float]:
-        """(K_*, S_*) of one epoch; NaN when a statistic is not finite or ``K_z`` is 0 (guarded by the caller:
-        with every head input zero, dead ReLUs say, only the weight term would remain and ``1/(lambda K_w)``
-        is no learning rate of the method)."""
+    def _bounds(self, stats: LipschitzStatistics) -> tuple[float, float, float]:
+        """(K_*, S_*, L) of one epoch (``L`` the curvature bound, NaN unless ``rule="smooth"``); NaN when a statistic
+        is not finite or ``K_z`` is 0 (guarded by the caller: with every head input zero, dead ReLUs say, only the
+        weight term would remain and ``1/(lambda K_w)`` is no learning rate of the method)."""
         if not all(math.isfinite(v) for v in (stats.k_z, stats.s, stats.output_norm, stats.max_weight_norm)):
-            return math.nan, math.nan
+            return math.nan, math.nan, math.nan
         if stats.k_z == 0:
-            return math.nan, math.nan
+            return math.nan, math.nan, math.nan
         target_norm = self.target_norm if self.target_norm is not None else stats.target_norm
+        m = self._source.rows_per_batch(stats, self.options)
         c = loss_coefficient(
             self.loss,
-            self._source.rows_per_batch(stats, self.options),
+            m,
             num_classes=self.num_classes,
             tau=self.tau,
             num_outputs=self.num_outputs,
@@ -237,7 +240,9 @@ class AdaptiveLR(LRScheduler):
         )
         k = c * stats.k_z + weight_decay_bound(self.weight_decay, stats.max_weight_norm)
         s = second_moment_bound(c, stats.k_z, stats.s, self.weight_decay, stats.max_weight_norm)
-        return k, s
+        smooth = self.options.resolved_rule == "smooth"
+        curvature = smoothness_bound(self.loss, stats.k_z, m, self.weight_decay) if smooth else math.nan
+        return k, s, curvature
 
     def _method_lr(self, epoch: int, k: float, s: float, k_z: float) -> tuple[float, str]:
         """Advance the EMAs with this epoch's bounds and return the method's learning rate."""
@@ -256,6 +261,8 @@ class AdaptiveLR(LRScheduler):
             if self.bias_correction:
                 k1 /= 1.0 - self.beta1**self._num_updates
                 k2 /= 1.0 - self.beta2**self._num_updates
+            elif self.options.resolved_rule == "smooth":  # ours: AdaMo's EMA of L from 0, bias-corrected, so the
+                k1 /= 1.0 - self.beta1**self._num_updates  # first rate is 1/L (the paper's is 10/K)
         return variant.learning_rate(k, k1, k2, k_z, self.eps), ""
 
     def _step_factor(self) -> float:
@@ -340,7 +347,7 @@ class AdaptiveLR(LRScheduler):
     def _warn_per_batch_steps(self) -> None:
         """Reference mode, ``step()`` after a single optimizer step (Lightning's ``interval="step"``) while the
         loader has many batches: every such call is a full pass over the loader. Said once."""
-        batches = len(self._loader) if self._loader is not None and hasattr(self._loader, "__len__") else 0
+        batches = (loader_length(self._loader) or 0) if self._loader is not None else 0
         if self._hook is None and self._steps_since_step == 1 and batches >= 8 and not self._warned_per_batch:
             self._warned_per_batch = True
             warnings.warn(
@@ -351,17 +358,61 @@ class AdaptiveLR(LRScheduler):
                 stacklevel=wiring.user_stacklevel(),
             )
 
+    def _anchor(self, note: str) -> float | None:
+        """The rate the first update grows from (``max_growth``): the optimizer's own largest initial rate, in the
+        method's terms (before the momentum mapping); none when ``initial_lr`` sets epoch 0."""
+        if note == "initial_lr":
+            return None
+        reference = self._ratios.index(1.0)
+        return float(self.base_lrs[reference]) / self._momentum_factors[reference]
+
+    def _divergence(self, stats: LipschitzStatistics | None, k: float) -> str:
+        """Why this update should back off (``backoff``), in words: non-finite statistics, or a pass loss that is not
+        finite or rose sharply since the last update; ``""`` for none."""
+        if stats is None:
+            return ""
+        if not math.isfinite(k):
+            return f"the statistics are not finite or zero (K_z={stats.k_z!r})"
+        if loss_rose(stats.loss, self._pass_loss if math.isfinite(self._pass_loss) else None):
+            if not math.isfinite(stats.loss):
+                return "the training loss is not finite"
+            return f"the training loss rose from {self._pass_loss:.4g} to {stats.loss:.4g}"
+        return ""
+
     def _advance(self, epoch: int) -> None:
-        """Epoch ``epoch``'s statistics, bounds and learning rates (into ``_epoch_lrs`` and :attr:`history`)."""
+        """Epoch ``epoch``'s statistics, bounds and learning rates (into ``_epoch_lrs`` and :attr:`history`):
+        the rule's rate, then the safeguards (``backoff`` after a divergence, ``max_growth``), then the groups."""
         if not hasattr(self, "_ratios"):  # the first step, from LRScheduler.__init__
             self._ratios = wiring.group_ratios(self.base_lrs)
         stats = self._source.collect(epoch, self.options)
         if stats is None:
-            k_z = s_max = weight = k = s = math.nan
+            k_z = s_max = weight = k = s = curvature = math.nan
         else:
             k_z, s_max, weight = stats.k_z, stats.s, stats.max_weight_norm
-            k, s = self._bounds(stats)
-        method_lr, note = self._method_lr(epoch, k, s, k_z)
+            k, s, curvature = self._bounds(stats)
+        bound = curvature if self.options.resolved_rule == "smooth" else k
+        rule_lr, note = self._method_lr(epoch, bound, s, k_z)
+        method_lr = rule_lr
+        last = self.history[-1].method_lr if self.history else None
+        last = last if last is not None and math.isfinite(last) and last > 0 else None
+        cause = self._divergence(stats, bound) if epoch > 0 else ""
+        if cause and self.backoff is not None and last is not None:
+            method_lr, note = backed_off(last, self.backoff), "backed off"
+            warnings.warn(
+                f"AdaptiveLR epoch {epoch}: {cause}; the learning rate backs off from {last:.4g} to {method_lr:.4g} "
+                f"(backoff={self.backoff:g}). If this repeats, lower max_lr or use a warm-up (warmup_epochs)",
+                RuntimeWarning,
+                stacklevel=wiring.user_stacklevel(),
+            )
+        elif math.isfinite(method_lr) and method_lr > 0:
+            # growth is earned: none after an update whose pass loss did not fall
+            stalled = stats is not None and not loss_fell(stats.loss, self._pass_loss)
+            growth = 1.0 if stalled and self.max_growth else self.max_growth
+            limited = limited_growth(method_lr, last if last is not None else self._anchor(note), growth)
+            if limited < method_lr:
+                method_lr, note = limited, note or "limited"
+        if stats is not None and math.isfinite(stats.loss):
+            self._pass_loss = stats.loss
 
         previous = self._epoch_lrs or [float(lr) for lr in self.base_lrs]
         if not (math.isfinite(method_lr) and method_lr > 0):
@@ -392,32 +443,53 @@ class AdaptiveLR(LRScheduler):
             method_lr=method_lr,
             lr=lrs[reference_group],
             note=note,
+            curvature=None if math.isnan(curvature) else curvature,
+            rule_lr=rule_lr,
+            loss=None if stats is None or math.isnan(stats.loss) else stats.loss,
         )
         self.history.append(record)
-        low, high = SANE_LR_RANGE
-        if note != "guarded" and not low <= record.lr <= high:
-            hint = (
-                " BatchNorm layers normalised by their running statistics (batchnorm='running'), which at "
-                "initialisation are 0 and 1: batchnorm='batch' (the default) uses each batch's own."
-                if self.batchnorm == "running" and batchnorm_layers(self._model)
-                else ""
-            )
-            warnings.warn(
-                f"AdaptiveLR epoch {epoch}: the learning rate {record.lr:.3g} is outside [{low:g}, {high:g}] "
-                f"(K_z={k_z:.3g}, K={k:.3g}, head {type(self._head).__name__}): degenerate statistics?{hint} "
-                "initial_lr, min_lr and max_lr bound the rate",
-                RuntimeWarning,
-                stacklevel=wiring.user_stacklevel(),
-            )
+        self._warn_about(record, last)
         logger.info(
-            "AdaptiveLR epoch %d: K_z=%.6g max_weight_norm=%.6g K=%.6g lr=%.6g %s",
+            "AdaptiveLR epoch %d: K_z=%.6g max_weight_norm=%.6g K=%.6g L=%.6g loss=%s lr=%.6g %s",
             epoch,
             k_z,
             weight,
             k,
+            curvature,
+            record.loss,
             record.lr,
             note,
         )
+
+    def _warn_about(self, record: EpochRecord, last: float | None) -> None:
+        """A written rate outside :data:`SANE_LR_RANGE`, or 10x above or below the last update's, is warned about
+        with the statistics behind it."""
+        if record.note in ("guarded", "backed off"):
+            return
+        low, high = SANE_LR_RANGE
+        hint = (
+            " BatchNorm layers normalised by their running statistics (batchnorm='running'), which at "
+            "initialisation are 0 and 1: batchnorm='batch' (the default) uses each batch's own."
+            if self.batchnorm == "running" and batchnorm_layers(self._model)
+            else ""
+        )
+        if not low <= record.lr <= high:
+            warnings.warn(
+                f"AdaptiveLR epoch {record.epoch}: the learning rate {record.lr:.3g} is outside [{low:g}, {high:g}] "
+                f"(K_z={record.k_z:.3g}, K={record.k:.3g}, head {type(self._head).__name__}): degenerate "
+                f"statistics?{hint} initial_lr, min_lr and max_lr bound the rate",
+                RuntimeWarning,
+                stacklevel=wiring.user_stacklevel(),
+            )
+        elif is_jump(record.method_lr, last):
+            warnings.warn(
+                f"AdaptiveLR epoch {record.epoch}: the learning rate moved from {last:.3g} to {record.method_lr:.3g}, "
+                f"10x or more in one update (K_z={record.k_z:.3g}: the head's inputs "
+                f"{'shrank' if record.method_lr > last else 'grew'}).{hint} max_growth limits the growth; min_lr and "
+                "max_lr bound the rate",
+                RuntimeWarning,
+                stacklevel=wiring.user_stacklevel(),
+            )
 
     def state_dict(self) -> dict[str, Any]:
         """The options (:meth:`Options.to_dict`) and the running state as plain values: no model, loader, hooks

@@ -17,6 +17,7 @@ __all__ = [
     "call_model",
     "default_unpack_batch",
     "first_tensor",
+    "loader_length",
     "statistics_loader",
     "to_device",
 ]
@@ -67,12 +68,34 @@ def default_unpack_batch(batch: Any) -> tuple[Any, Any | None]:
     )
 
 
+def loader_length(loader: Any) -> int | None:
+    """How many batches ``loader`` yields, where it says (None for an iterable one: a ``DataLoader`` over an
+    ``IterableDataset`` has ``__len__`` but raises ``TypeError`` from it).
+
+    >>> loader_length([1, 2, 3]), loader_length(iter([1, 2]))
+    (3, None)
+    """
+    try:
+        return len(loader)
+    except TypeError:
+        return None
+
+
 def call_model(model: nn.Module, inputs: Any) -> Any:
     """How the reference pass calls the model: ``model(**inputs)`` for a dict of keyword inputs, else
     ``model(inputs)``. Pass ``call_model=`` for another way (``lambda model, inputs: model(*inputs)``
     for a model of several positional inputs, ``model(x, lengths)``)."""
     if isinstance(inputs, Mapping):
-        return model(**inputs)
+        try:
+            return model(**inputs)
+        except TypeError as error:
+            if "argument" not in str(error):  # not a call the model's forward refused
+                raise
+            raise TypeError(
+                f"{error}: AdaptiveLR calls model(**batch) with a dict batch's keys {sorted(inputs)} as keyword "
+                "inputs; for a model whose forward takes the dict itself, pass "
+                "call_model=lambda model, batch: model(batch)"
+            ) from error
     return model(inputs)
 
 

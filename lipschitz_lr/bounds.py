@@ -30,6 +30,7 @@ from ._checks import finite_nonnegative, integer
 __all__ = [
     "LOSSES",
     "LOSS_BOUNDS",
+    "CURVATURES",
     "MSE_SIGNS",
     "MSESign",
     "binary_cross_entropy_bound",
@@ -40,6 +41,7 @@ __all__ = [
     "mae_bound",
     "mse_bound",
     "quantile_bound",
+    "smoothness_bound",
     "second_moment_bound",
     "softmax_regression_bound",
     "weight_decay_bound",
@@ -269,6 +271,54 @@ def loss_coefficient(
         target_norm=target_norm,
         mse_sign=mse_sign,
     )
+
+
+#: ``h`` of each loss's smoothness bound (:func:`smoothness_bound`): the largest eigenvalue of the per-example
+#: loss's Hessian in the head's outputs. Softmax cross-entropy: ``diag(p) - p p^T`` has eigenvalues at most 1/2;
+#: sigmoid + binary cross-entropy: ``sigmoid'(z) <= 1/4``; MSE ``(1/2)|a - y|^2``: the identity, 1. MAE and the
+#: pinball loss have kinks (no curvature bound): None.
+CURVATURES: dict[str, float | None] = {
+    "cross_entropy": 0.5,
+    "binary_cross_entropy": 0.25,
+    "mse": 1.0,
+    "mae": None,
+    "quantile": None,
+}
+
+
+def smoothness_bound(loss: str, k_z: float, batch_size: int, weight_decay: float = 0.0) -> float:
+    r"""A bound on the curvature (the gradient's Lipschitz constant) of a batch-mean loss in the last layer's
+    weights: beyond the paper, which bounds the gradient itself (:func:`loss_coefficient`).
+
+    .. math::
+        L = h\,\frac{K_z^2}{m} + \lambda
+
+    Derivation: the loss of a batch is :math:`\frac{1}{m}\sum_i \ell(W a_i)`; its Hessian in ``W`` is
+    :math:`\frac{1}{m}\sum_i H_i \otimes a_i a_i^\top` with :math:`\|H_i\| \le h` (:data:`CURVATURES`), so
+    its norm is at most :math:`\frac{h}{m}\sum_i \|a_i\|^2 = \frac{h}{m}\|A\|_F^2 \le \frac{h}{m} K_z^2`,
+    ``A`` the batch's head inputs and ``K_z`` the largest batch Frobenius norm; an L2 term
+    :math:`\frac{\lambda}{2}\|w\|^2` adds :math:`\lambda`. Gradient descent on an ``L``-smooth loss decreases
+    it for every step below ``2/L``; ``1/L`` is the classical choice. Only the last layer is bounded: the layers
+    below it are not.
+
+    Args:
+        loss: one of :data:`LOSSES` with a curvature (not ``"mae"`` or ``"quantile"``).
+        k_z: bound on the Frobenius norm of a batch of inputs to the last linear layer.
+        batch_size: ``m``.
+        weight_decay: ``lambda`` of an L2 term.
+
+    Example:
+        >>> smoothness_bound("cross_entropy", 167.5, batch_size=32)  # torchvision resnet18 at initialisation
+        438.37890625
+    """
+    if loss not in CURVATURES:
+        raise ValueError(f"unknown loss {loss!r}; expected one of {', '.join(LOSSES)}")
+    curvature = CURVATURES[loss]
+    if curvature is None:
+        raise ValueError(f"loss={loss!r} is not smooth (a kink at 0): it has no curvature bound; use rule='paper'")
+    m = _batch_size(batch_size)
+    k = finite_nonnegative("k_z", k_z)
+    return curvature * k * k / m + finite_nonnegative("weight_decay", weight_decay)
 
 
 def second_moment_bound(coefficient: float, k_z: float, s: float, weight_decay: float, max_weight_norm: float) -> float:

@@ -3,6 +3,8 @@ so the maximum over ranks is the maximum over the whole training set)."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .statistics import LipschitzStatistics
@@ -30,10 +32,15 @@ def all_reduce_max(stats: LipschitzStatistics, device: torch.device | str | None
             f"the NCCL backend reduces on a GPU, but the model is on {device}; put each rank's model on its GPU "
             "(model.to(f'cuda:{local_rank}')) or use the gloo backend"
         )
+    # the pass loss: -inf where a rank did not measure it (NaN), so that any measured one wins the maximum
+    loss = -math.inf if math.isnan(stats.loss) else stats.loss
     values = torch.tensor(
-        [stats.k_z, stats.s, stats.output_norm, stats.target_norm, stats.batch_rows, stats.max_weight_norm],
+        [stats.k_z, stats.s, stats.output_norm, stats.target_norm, stats.batch_rows, stats.max_weight_norm, loss],
         dtype=torch.float64,
         device=device,
     )
     dist.all_reduce(values, op=dist.ReduceOp.MAX)
-    return LipschitzStatistics.from_maxima(values[:5].cpu(), float(values[5]), stats.num_batches)
+    loss = float(values[6])
+    return LipschitzStatistics.from_maxima(
+        values[:5].cpu(), float(values[5]), stats.num_batches, math.nan if loss == -math.inf else loss
+    )

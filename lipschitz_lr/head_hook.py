@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from .batches import first_tensor
-from .statistics import StatisticsAccumulator
+from .statistics import StatisticsAccumulator, head_rows
 
 __all__ = ["HeadHook"]
 
@@ -64,7 +64,8 @@ class HeadHook:
     Use as a context manager or call :meth:`remove`.
     """
 
-    def __init__(self, head: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> None:
+    def __init__(self, head: nn.Module, optimizer: torch.optim.Optimizer | None = None, rows: str = "all") -> None:
+        self.rows = rows
         self.accumulator = StatisticsAccumulator()
         self.pending = StatisticsAccumulator() if optimizer is not None else self.accumulator
         self.enabled = True
@@ -80,7 +81,7 @@ class HeadHook:
         head_input = first_tensor(inputs)
         if head_input is None:
             return
-        self.pending.update(head_input, output if isinstance(output, Tensor) else None)
+        self.pending.update(head_rows(module, head_input, self.rows), output if isinstance(output, Tensor) else None)
 
     def commit(self) -> None:
         """Count the pending forward passes (called when the optimizer steps)."""

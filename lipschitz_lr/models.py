@@ -86,7 +86,7 @@ def find_head(model: nn.Module, head: nn.Module | str | None = None) -> nn.Modul
     raise ValueError(f"head must be None, an nn.Module or a dotted name, got {head!r}")
 
 
-def _output_tensor(output: Any) -> Tensor | None:
+def output_tensor(output: Any) -> Tensor | None:
     """The tensor a model's output stands for: itself, its ``logits`` (Hugging Face), else its first tensor."""
     if isinstance(output, Tensor):
         return output
@@ -117,7 +117,7 @@ def head_from_forward(
         inputs, _ = (unpack_batch or default_unpack_batch)(batch)
         inputs = to_device(inputs, device or model_device(model), model_dtype(model))
         with eval_mode(model):
-            output = _output_tensor((call or call_model)(model, inputs))
+            output = output_tensor((call or call_model)(model, inputs))
     finally:
         for handle in handles:
             handle.remove()

@@ -31,19 +31,25 @@ from typing import Any
 import numpy as np
 
 from ._checks import beta, choice, finite_nonnegative, integer, real
-from .bounds import LOSSES, MSE_SIGNS, loss_coefficient
-from .statistics import BATCHNORM_MODES
+from .bounds import CURVATURES, LOSSES, MSE_SIGNS, loss_coefficient
+from .statistics import BATCHNORM_MODES, HEAD_ROWS
 from .variants import VARIANTS
 
-__all__ = ["GROUPS", "MOMENTUM_SEEDS", "STATISTICS_SOURCES", "Options", "options_doc"]
+__all__ = ["GROUPS", "MOMENTUM_SEEDS", "RULES", "STATISTICS_SOURCES", "Options", "options_doc"]
 
 STATISTICS_SOURCES: tuple[str, ...] = ("reference", "hook")
+#: How the bounds become a rate (``rule``): the paper's ``1/K``, or ours, ``1/L``
+#: (:func:`~lipschitz_lr.bounds.smoothness_bound`).
+RULES: tuple[str, ...] = ("paper", "smooth")
 #: How ``initial_lr`` seeds AdaMo's ``K1``: ``"value"`` (``K1 = x``, the authors' code) or ``"reciprocal"`` (``1/x``).
 MOMENTUM_SEEDS: tuple[str, ...] = ("value", "reciprocal")
+#: The variants whose rate is ``1/K`` (or ``1/L``): the ones ``rule`` applies to.
+SMOOTH_VARIANTS: tuple[str, ...] = ("sgd", "momentum")
 #: The concerns the options are grouped by, in the docstring's order.
 GROUPS: dict[str, str] = {
     "loss": "The loss and its bound",
     "variant": "The variant and its EMAs",
+    "rule": "The rule and its safeguards (beyond the paper)",
     "statistics": "The statistics",
     "safety": "Clamps, warm-up and the Keras decay",
 }
@@ -67,6 +73,20 @@ def _clamp(name: str, value: Any) -> float | tuple[float, ...] | None:
     if any(math.isnan(v) or v < 0 for v in values):
         raise ValueError(f"requires non-negative {name}, got {name}={value!r}")
     return tuple(values) if isinstance(value, (list, tuple)) else values[0]
+
+
+def _factor(low: float, high: float) -> Callable[[str, Any], float | None]:
+    """A factor in ``(low, high)`` (exclusive), or None (off)."""
+
+    def check(name: str, value: Any) -> float | None:
+        if value is None:
+            return None
+        number = real(name, value)
+        if not low < number < high:
+            raise ValueError(f"requires {low:g} < {name} < {high:g} (or None: off), got {name}={value!r}")
+        return number
+
+    return check
 
 
 def _choices(options: Sequence[str]) -> Callable[[str, Any], str]:
@@ -138,6 +158,34 @@ class Options:
     bias_correction: bool = _option(
         False, "variant", _flag, "divide the EMAs by ``1 - beta**n`` (rmsprop, adam). Default False, as the authors."
     )
+    # --- the rule and its safeguards
+    rule: str | None = _option(
+        None, "rule", _optional(_choices(RULES)),
+        "how ``sgd`` and ``momentum`` turn the bounds into a rate. ``\"paper\"``: ``1/K``, ``K`` the bound of the "
+        "loss's gradient (the paper's; it is no descent step: about 46x past the curvature bound on a torchvision "
+        "resnet18). ``\"smooth\"``: ``1/L``, ``L = h K_z^2/m + lambda`` the bound of its curvature in the last layer "
+        "(ours, :func:`~lipschitz_lr.bounds.smoothness_bound`; for ``momentum`` the EMA of ``L`` is bias-corrected, "
+        "so the first rate is ``1/L``, where the paper's unseeded AdaMo starts at ``10/K``). Default ``None``: "
+        "``\"smooth\"`` for a smooth loss "
+        "(cross-entropy, binary cross-entropy, MSE) with ``sgd``/``momentum``, else ``\"paper\"`` (MAE and the "
+        "pinball loss have no curvature; the rmsprop and adam rates are the paper's formulas).",
+    )  # fmt: skip
+    max_growth: float | None = _option(
+        1.5, "rule", _factor(1.0, math.inf),
+        "the rate grows by at most this factor from one update to the next, the first from the optimizer's own "
+        "learning rate (``SGD(lr=0.1)``: the first rate is at most 0.15, then 0.225, ... up to the rule's), and "
+        "only after an update whose training loss (as the reference pass measures it) fell; unless "
+        "``initial_lr`` sets it (head inputs that collapse shrink ``K_z`` and multiplied the paper's rate 10-40,000x "
+        "in three epochs; a tiny transformer's head gave a first rate of 9 where SGD diverges). Default 1.5; "
+        "``None``: unlimited (the paper's).",
+    )  # fmt: skip
+    backoff: float | None = _option(
+        0.5, "rule", _factor(0.0, 1.0),
+        "after a non-finite or sharply rising loss (the reference pass measures the training loss; 1.5x the "
+        "previous update's) or non-finite statistics, the next rate is the previous one times this, with a "
+        "warning naming the cause. Default 0.5; ``None``: keep the previous rate on non-finite statistics and "
+        "ignore the loss (the paper's).",
+    )  # fmt: skip
     # --- the statistics
     statistics: str = _option(
         "reference", "statistics", _choices(STATISTICS_SOURCES),
@@ -156,6 +204,13 @@ class Options:
         None, "statistics", _optional(_at_least(1)),
         "``m``; default ``loader.batch_size``, else the largest batch seen. A head applied per token counts every "
         "(batch, token) row unless ``batch_size`` is given.",
+    )  # fmt: skip
+    head_rows: str = _option(
+        "all", "statistics", _choices(HEAD_ROWS),
+        "which rows of a head applied per token (batch x tokens x features) or per pixel (a 1x1 convolution) enter "
+        "the loss: ``\"all\"`` (default: a tagger, a segmentation head; ``m`` counts every row), or only each "
+        "example's ``\"first\"`` or ``\"last\"`` (a classifier run on every token whose loss pools one, as Hugging "
+        "Face's GPT-2 classifier does on unpadded batches; ``m`` counts examples).",
     )  # fmt: skip
     statistics_batches: int | None = _option(
         None, "statistics", _optional(_at_least(1)),
@@ -202,6 +257,15 @@ class Options:
                 f"give warmup_steps or warmup_epochs, not both, got warmup_steps={self.warmup_steps}, "
                 f"warmup_epochs={self.warmup_epochs}"
             )
+        if self.rule == "smooth" and CURVATURES[self.loss] is None:
+            raise ValueError(
+                f"rule='smooth' needs a smooth loss, got loss={self.loss!r} (a kink at 0): use rule='paper'"
+            )
+        if self.rule == "smooth" and self.variant not in SMOOTH_VARIANTS:
+            raise ValueError(
+                f"rule='smooth' applies to variant 'sgd' or 'momentum' (a rate 1/L), got variant={self.variant!r}, "
+                "whose rate is the paper's formula: leave rule unset"
+            )
         if self.loss == "mse" and self.statistics == "hook" and self.target_norm is None:
             raise ValueError("loss='mse' with statistics='hook' requires target_norm (forward hooks see no targets)")
         if self.min_lr is not None and self.max_lr is not None:
@@ -222,6 +286,13 @@ class Options:
             average_outputs=self.average_outputs,
             mse_sign=self.mse_sign,
         )
+
+    @property
+    def resolved_rule(self) -> str:
+        """The rule in use: ``rule``, or its default for this loss and variant (see ``rule``)."""
+        if self.rule is not None:
+            return self.rule
+        return "smooth" if CURVATURES[self.loss] is not None and self.variant in SMOOTH_VARIANTS else "paper"
 
     def replace(self, **changes: Any) -> Options:
         """A copy with ``changes``, checked again (an unknown name: :func:`known`'s ``TypeError``)."""

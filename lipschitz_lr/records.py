@@ -3,6 +3,7 @@ check of the running state a ``state_dict`` restores (its options are :class:`~l
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,7 @@ RUNNING_STATE = (
     "_k2",
     "_num_updates",
     "_iteration",
+    "_pass_loss",
 )
 
 
@@ -39,11 +41,15 @@ class EpochRecord:
         s: largest Frobenius norm of the elementwise square of a batch of head inputs.
         max_weight_norm: largest Frobenius norm of a single tensor of the model's state.
         k: the Lipschitz bound ``c * K_z + lambda * max_weight_norm`` of this epoch.
-        method_lr: the learning rate the method chose (``1/K``, ``1/K1``, ...), before the
-            optimizer mapping, group ratios and clamps.
+        method_lr: the learning rate the method chose (``1/K``, ``1/L``, ``1/K1``, ...) after the safeguards,
+            before the optimizer mapping, group ratios and clamps.
         lr: the value written for the group with the largest initial learning rate, at the
             start of the epoch (before any per-iteration Keras decay).
-        note: ``""``, ``"initial_lr"``, ``"clamped"`` or ``"guarded"`` (kept the previous LR).
+        note: ``""``, ``"initial_lr"``, ``"clamped"``, ``"guarded"`` (kept the previous LR), ``"limited"``
+            (``max_growth`` capped it) or ``"backed off"`` (``backoff`` after a divergence).
+        curvature: the smoothness bound ``L = h K_z^2/m + lambda`` (``rule="smooth"``; None otherwise).
+        rule_lr: the rule's own rate (``1/K``, ``1/L``, ...) before the safeguards.
+        loss: the training loss the reference pass measured (``inf``: not finite; None where it measured none).
     """
 
     epoch: int
@@ -54,6 +60,9 @@ class EpochRecord:
     method_lr: float
     lr: float
     note: str = ""
+    curvature: float | None = None
+    rule_lr: float = math.nan
+    loss: float | None = None
 
 
 def checked_state(state: dict[str, Any], n_groups: int) -> dict[str, Any]:
@@ -75,6 +84,7 @@ def checked_state(state: dict[str, Any], n_groups: int) -> dict[str, Any]:
         "_k2": finite_nonnegative("_k2", state["_k2"]),
         "_num_updates": integer("_num_updates", state["_num_updates"], 0),
         "_iteration": integer("_iteration", state["_iteration"], 0),
+        "_pass_loss": _loss(state["_pass_loss"]),
     }
     try:
         checked["history"] = [EpochRecord(**record) for record in state["history"]]
@@ -85,6 +95,13 @@ def checked_state(state: dict[str, Any], n_groups: int) -> dict[str, Any]:
             f"state_dict['history'] has {len(checked['history'])} records but last_epoch is {checked['last_epoch']}"
         )
     return checked
+
+
+def _loss(value: Any) -> float:
+    """A pass loss: a float, NaN (not measured) or inf (not finite) included."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"state_dict['_pass_loss'] must be a number (NaN: not measured), got {value!r}")
+    return float(value)
 
 
 def upgraded_state(state: dict[str, Any], current: Options) -> dict[str, Any]:
@@ -102,6 +119,11 @@ def upgraded_state(state: dict[str, Any], current: Options) -> dict[str, Any]:
         "warmup_steps": 0,
         "warmup_epochs": 0,
         "statistics": current.statistics,
+        # before the safeguards and the smoothness rule: the paper's rate, unguarded
+        "rule": "paper",
+        "max_growth": None,
+        "backoff": None,
+        "_pass_loss": math.nan,
     }
     return {**earlier, **state}
 

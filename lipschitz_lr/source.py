@@ -13,12 +13,13 @@ from torch import nn
 from torch.optim import Optimizer
 
 from ._wiring import guard_module_hooks, hook_paused, shuffles, user_stacklevel
-from .batches import BatchUnpacker, default_unpack_batch, statistics_loader
+from .batches import BatchUnpacker, default_unpack_batch, loader_length, statistics_loader
 from .batches import call_model as default_call_model
 from .distributed import all_reduce_max
 from .head_hook import HeadHook
 from .models import find_head, head_from_forward, is_compiled, max_weight_norm, model_device, unwrap_model
 from .options import Options
+from .safeguards import pass_loss
 from .statistics import LipschitzStatistics, collect_statistics
 
 logger = logging.getLogger("lipschitz_lr.adaptive_lr")
@@ -48,7 +49,9 @@ class StatisticsSource:
         self.batch_size_inferred = options.batch_size is None  # read off the loader: examples, not tokens
         self._warned_batch_rows = False
         self.hook_removed = False
-        self.hook: HeadHook | None = HeadHook(self.head, optimizer) if options.statistics == "hook" else None
+        self.hook: HeadHook | None = (
+            HeadHook(self.head, optimizer, options.head_rows) if options.statistics == "hook" else None
+        )
         if self.hook is not None and is_compiled(model):
             guard_module_hooks()
 
@@ -111,6 +114,13 @@ class StatisticsSource:
             stacklevel=user_stacklevel(),
         )
 
+    @staticmethod
+    def _loss(options: Options) -> Callable[[Any, Any], Any] | None:
+        """The training loss the pass measures for ``backoff`` (none when it is off: the paper's pass unchanged)."""
+        if options.backoff is None:
+            return None
+        return lambda output, targets: pass_loss(options.loss, output, targets, tau=options.tau)
+
     def is_distributed(self) -> bool:
         if self.distributed is not None:
             return self.distributed
@@ -141,6 +151,8 @@ class StatisticsSource:
                     allow_empty=distributed,
                     max_batches=options.statistics_batches,
                     batchnorm=options.batchnorm,
+                    loss=self._loss(options),
+                    rows_entering_the_loss=options.head_rows,
                 )
         else:
             return None
@@ -181,12 +193,13 @@ def checked_loader(loader: Any, dataset: Any, options: Options, model: nn.Module
         device_for_loader = device if device is not None else model_device(unwrap_model(model))
         loader = statistics_loader(dataset, options.batch_size, device_for_loader)
     if options.warmup_epochs:
-        if not hasattr(loader, "__len__"):
+        batches = loader_length(loader)
+        if batches is None:
             raise ValueError(
                 "warmup_epochs counts epochs in the statistics loader's batches, which this loader does not say "
                 f"(no len()); give warmup_steps=<optimizer steps> instead, got warmup_epochs={options.warmup_epochs}"
             )
-        options = options.replace(warmup_steps=options.warmup_epochs * len(loader), warmup_epochs=0)
+        options = options.replace(warmup_steps=options.warmup_epochs * batches, warmup_epochs=0)
     if isinstance(loader, Iterator):
         raise ValueError(
             f"the statistics loader is an iterator ({type(loader).__name__}): it is used up after one pass, so "

@@ -18,6 +18,7 @@ and maxima stay on the device until the end of the pass (one host synchronisatio
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import math
 from collections.abc import Callable, Iterable, Iterator
@@ -32,9 +33,11 @@ from .models import eval_mode, find_head, max_weight_norm, model_device, model_d
 
 __all__ = [
     "BATCHNORM_MODES",
+    "HEAD_ROWS",
     "LipschitzStatistics",
     "StatisticsAccumulator",
     "collect_statistics",
+    "head_rows",
 ]
 
 
@@ -50,6 +53,9 @@ class LipschitzStatistics:
         max_weight_norm: largest Frobenius norm of a single floating tensor of the model's state.
         batch_rows: largest number of rows in a batch of head inputs.
         num_batches: how many batches this process saw (:func:`all_reduce_max` leaves it per rank).
+        loss: the mean over the pass's batches of the training loss (:func:`~lipschitz_lr.safeguards.pass_loss`),
+            ``inf`` where it was not finite; NaN where it was not measured (hook mode, or outputs and targets
+            that do not fit the loss).
     """
 
     k_z: float
@@ -59,9 +65,12 @@ class LipschitzStatistics:
     max_weight_norm: float
     batch_rows: int
     num_batches: int
+    loss: float = math.nan
 
     @classmethod
-    def from_maxima(cls, maxima: Iterable[float], max_weight_norm: float, num_batches: int) -> LipschitzStatistics:
+    def from_maxima(
+        cls, maxima: Iterable[float], max_weight_norm: float, num_batches: int, loss: float = math.nan
+    ) -> LipschitzStatistics:
         """From the per-batch maxima ``(k_z, s, output_norm, target_norm, rows)``."""
         k_z, s, out, y, rows = (float(v) for v in maxima)
         return cls(
@@ -72,6 +81,7 @@ class LipschitzStatistics:
             max_weight_norm=float(max_weight_norm),
             batch_rows=int(rows) if math.isfinite(rows) else 0,
             num_batches=num_batches,
+            loss=float(loss),
         )
 
 
@@ -156,6 +166,40 @@ class StatisticsAccumulator:
         return LipschitzStatistics.from_maxima(values[:5], weight_norm, int(values[5]))
 
 
+#: Which rows of a head applied per token (or per pixel) enter the loss (``AdaptiveLR(head_rows=)``): every one
+#: (a tagger, a segmentation head), or only each example's first or last (a classifier run on every token whose
+#: loss pools one, such as Hugging Face's GPT-2 classifier on unpadded batches).
+HEAD_ROWS: tuple[str, ...] = ("all", "first", "last")
+
+
+def head_rows(module: nn.Module, head_input: Tensor, rows: str = "all") -> Tensor:
+    """The head's inputs as (rows..., features): a linear head's as they are; a 1x1 convolution's feature map
+    (batch, channels, *pixels) with each pixel a row (batch, *pixels, channels), as a linear layer applied per
+    pixel; with ``rows="first"``/``"last"`` only each example's first or last token (or pixel) row.
+
+    Any other convolution is refused: its inputs are patches, not rows, and ``K_z`` over a whole map is not the
+    bound's.
+
+    >>> head_rows(nn.Conv2d(8, 3, 1), torch.zeros(2, 8, 5, 5)).shape
+    torch.Size([2, 5, 5, 8])
+    >>> head_rows(nn.Linear(8, 3), torch.zeros(2, 7, 8), "last").shape
+    torch.Size([2, 8])
+    """
+    if isinstance(module, nn.modules.conv._ConvNd) and head_input.dim() > 2:
+        pointwise = all(k == 1 for k in module.kernel_size) and all(s == 1 for s in module.stride)
+        if not pointwise or module.groups != 1:
+            raise ValueError(
+                f"the head ({type(module).__name__}, kernel {tuple(module.kernel_size)}) is a convolution, whose "
+                f"inputs are patches of feature maps {tuple(head_input.shape)}: the bound is for a linear layer on "
+                "(batch, features), which a 1x1 convolution (each pixel a row) is and this one is not. Name the layer "
+                "after the pooling as head, or an nn.Identity() placed on the pooled features"
+            )
+        head_input = head_input.movedim(1, -1)
+    if rows != "all" and head_input.dim() > 2:
+        head_input = head_input.flatten(1, -2)[:, 0 if rows == "first" else -1]
+    return head_input
+
+
 #: How BatchNorm layers normalise during the reference pass (``collect_statistics(batchnorm=)``).
 BATCHNORM_MODES: tuple[str, ...] = ("batch", "running")
 
@@ -197,6 +241,8 @@ def collect_statistics(
     allow_empty: bool = False,
     max_batches: int | None = None,
     batchnorm: str = "running",
+    loss: Callable[[Any, Any], Tensor | None] | None = None,
+    rows_entering_the_loss: str = "all",
 ) -> LipschitzStatistics:
     """The reference pass: statistics of the head's inputs over every batch of ``loader``.
 
@@ -224,6 +270,9 @@ def collect_statistics(
         batchnorm: ``"running"`` (default here, the paper's) or ``"batch"`` (see above). A
             ``SyncBatchNorm`` in ``"batch"`` mode synchronises every batch across ranks, so every
             rank must then see the same number of batches.
+        loss: ``loss(output, targets)``, a batch's mean training loss (None where it cannot say); its mean
+            over the batches is the statistics' ``loss`` (:mod:`lipschitz_lr.safeguards` watches it).
+        rows_entering_the_loss: which of a per-token head's rows count (:func:`head_rows`).
 
     Raises:
         ValueError: the loader is empty, or the head never ran during the pass.
@@ -239,21 +288,17 @@ def collect_statistics(
 
     def hook(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
         head_input = first_tensor(inputs)
-        if head_input is not None and head_input.dim() > 2 and isinstance(module, nn.modules.conv._ConvNd):
-            raise ValueError(
-                f"the head ({type(module).__name__}) is a convolution, whose inputs are feature maps "
-                f"{tuple(head_input.shape)}: the bound is for a linear layer on (batch, features), and K_z over a "
-                "whole feature map is not its K_z. Name the layer after the pooling as head, or an nn.Identity() "
-                "placed on the pooled features"
-            )
         if head_input is not None:
             current["called"] = True
-            accumulator.update(head_input, output if isinstance(output, Tensor) else None, current.get("targets"))
+            rows = head_rows(module, head_input, rows_entering_the_loss)
+            accumulator.update(rows, output if isinstance(output, Tensor) else None, current.get("targets"))
 
     if batchnorm not in BATCHNORM_MODES:
         raise ValueError(f"unknown batchnorm {batchnorm!r}; expected one of {', '.join(BATCHNORM_MODES)}")
     handle = head_module.register_forward_hook(hook)
     seen_batches = 0
+    loss_sum: Tensor | None = None  # on the device, read once at the end
+    loss_measured = loss is not None
     normalisation = _batch_statistics(model) if batchnorm == "batch" else contextlib.nullcontext()
     try:
         with eval_mode(model), normalisation:
@@ -261,8 +306,13 @@ def collect_statistics(
                 inputs, targets = unpack_batch(batch)
                 inputs = to_device(inputs, device, dtype)
                 current.update(targets=targets, called=False)
-                call(model, inputs)
+                output = call(model, inputs)
                 seen_batches += 1
+                if loss_measured:
+                    batch_loss = loss(output, targets)
+                    loss_measured = batch_loss is not None
+                    if batch_loss is not None:
+                        loss_sum = batch_loss if loss_sum is None else loss_sum + batch_loss
                 if not current["called"]:
                     raise ValueError(
                         f"the head ({type(head_module).__name__}) was never called during the forward "
@@ -272,4 +322,8 @@ def collect_statistics(
         handle.remove()
     if seen_batches == 0 and not allow_empty:
         raise ValueError("the loader yielded no batches; AdaptiveLR needs at least one batch")
-    return accumulator.result(max_weight_norm(model))
+    stats = accumulator.result(max_weight_norm(model))
+    if loss_measured and loss_sum is not None:
+        mean = float(loss_sum) / seen_batches
+        stats = dataclasses.replace(stats, loss=mean if math.isfinite(mean) else math.inf)
+    return stats

@@ -12,6 +12,9 @@ from torch import nn
 from lipschitz_lr import AdaptiveLR, EpochRecord, collect_statistics
 
 K_CLASSES = 4
+#: The paper's rule, unguarded: the tests of its formulas (the library's defaults add the curvature rule and the
+#: safeguards, tested on their own).
+PAPER = {"rule": "paper", "max_growth": None, "backoff": None}
 
 
 def make_model(seed=0, d_in=6, hidden=16):
@@ -124,7 +127,9 @@ def test_library_matches_numpy_reference(variant, options, seed, batchnorm):
     else:
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
     stats = [numpy_statistics(model, data, batchnorm)]
-    sched = AdaptiveLR(opt, model, data, num_classes=K_CLASSES, variant=variant, batchnorm=batchnorm, **options)
+    sched = AdaptiveLR(
+        opt, model, data, num_classes=K_CLASSES, variant=variant, batchnorm=batchnorm, **options, **PAPER
+    )
     running = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
     for epoch in range(1, 5):
         perturb(model, seed=100 * seed + epoch)
@@ -151,12 +156,40 @@ def test_library_matches_numpy_reference(variant, options, seed, batchnorm):
     assert all(torch.equal(model.state_dict()[k], v) for k, v in running.items())  # the passes left them alone
 
 
+@pytest.mark.parametrize(("variant", "lam"), [("sgd", 0.0), ("sgd", 1e-2), ("momentum", 1e-3)])
+def test_the_curvature_rule_matches_numpy(variant, lam):
+    """``rule="smooth"``: 1/L with L = K_z^2/(2m) + lambda (sgd), AdaMo's bias-corrected EMA of L (momentum);
+    unguarded here."""
+    model = make_model(3)
+    data = make_data(seed=3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, dampening=0.9 if variant == "momentum" else 0)
+    if variant == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = AdaptiveLR(
+        opt, model, data, num_classes=K_CLASSES, variant=variant, weight_decay=lam, rule="smooth", max_growth=None,
+        backoff=None,
+    )  # fmt: skip
+    stats = [numpy_statistics(model, data)]
+    for epoch in range(1, 4):
+        perturb(model, seed=epoch)
+        stats.append(numpy_statistics(model, data))
+        opt.step()
+        sched.step()
+    k1, expected = 0.0, []
+    for n, (k_z, _, _) in enumerate(stats, start=1):
+        curvature = 0.5 * k_z**2 / 8 + lam
+        k1 = 0.9 * k1 + 0.1 * curvature
+        expected.append(1 / curvature if variant == "sgd" else (1 - 0.9**n) / k1)  # the EMA bias-corrected
+    np.testing.assert_allclose([r.method_lr for r in sched.history], expected, rtol=1e-6)
+    np.testing.assert_allclose([r.curvature for r in sched.history], [0.5 * s[0] ** 2 / 8 + lam for s in stats], 1e-6)
+
+
 def test_epoch_zero_uses_initial_weights_and_history_fields():
     model = make_model()
     data = make_data()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     k_z, _, wt = numpy_statistics(model, data)
-    sched = AdaptiveLR(opt, model, data, num_classes=K_CLASSES, weight_decay=1e-3)
+    sched = AdaptiveLR(opt, model, data, num_classes=K_CLASSES, weight_decay=1e-3, **PAPER)
     record = sched.history[0]
     assert isinstance(record, EpochRecord) and record.epoch == 0 and record.note == ""
     expected_k = 3 / 32 * k_z + 1e-3 * wt
@@ -171,7 +204,7 @@ def test_momentum_mapping_to_torch_heavy_ball_and_unseeded_start():
     k_z, _, _ = numpy_statistics(model, data)
     big_k = 3 / 32 * k_z
     heavy = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    sched = AdaptiveLR(heavy, model, data, num_classes=K_CLASSES, variant="momentum")
+    sched = AdaptiveLR(heavy, model, data, num_classes=K_CLASSES, variant="momentum", **PAPER)
     # Unseeded: K1 = 0.1 K, so the method's LR is 10/K; heavy-ball needs (1 - 0.9) of it.
     assert sched.history[0].method_lr == pytest.approx(10 / big_k, rel=1e-6)  # fp32 model vs fp64 numpy
     assert heavy.param_groups[0]["lr"] == pytest.approx(1 / big_k, rel=1e-6)  # fp32 model vs fp64 numpy
@@ -193,7 +226,7 @@ def test_momentum_seed_value_is_the_authors_k1_equals_x():
         model = make_model()
         opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, dampening=0.9)
         sched = AdaptiveLR(
-            opt, model, data, num_classes=K_CLASSES, variant="momentum", initial_lr=0.1, momentum_seed=seed
+            opt, model, data, num_classes=K_CLASSES, variant="momentum", initial_lr=0.1, momentum_seed=seed, **PAPER
         )
         opt.step()  # no gradients: the weights stay, so epoch 1 sees the initial statistics
         sched.step()
@@ -330,8 +363,8 @@ def test_hook_mode_uses_training_forward_passes():
     model = nn.Sequential(nn.Linear(6, 12), nn.ReLU(), nn.Linear(12, K_CLASSES))
     data = make_data()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    sched = AdaptiveLR(opt, model, data, num_classes=K_CLASSES, statistics="hook")
-    reference = AdaptiveLR(torch.optim.SGD(model.parameters(), lr=0.1), model, data, num_classes=K_CLASSES)
+    sched = AdaptiveLR(opt, model, data, num_classes=K_CLASSES, statistics="hook", **PAPER)
+    reference = AdaptiveLR(torch.optim.SGD(model.parameters(), lr=0.1), model, data, num_classes=K_CLASSES, **PAPER)
     assert sched.history[0].k_z == pytest.approx(reference.history[0].k_z)  # epoch 0 from the loader
     model.train()
     with torch.no_grad():  # weights fixed and no BN/Dropout: hook and reference agree
@@ -433,16 +466,55 @@ def test_the_head_is_the_output_layer_of_the_forward_pass_and_named(caplog):
 
 
 def test_a_convolution_as_head_is_refused_and_token_heads_count_every_token():
-    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, K_CLASSES, 1), nn.Flatten(), nn.Linear(4, 2))
-    data = [(torch.randn(2, 1, 4, 4), torch.zeros(2, dtype=torch.long))]
-    with pytest.raises(ValueError, match=r"the head \(Conv2d\) is a convolution.*Name the layer after the pooling"):
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, K_CLASSES, 3), nn.Flatten(), nn.Linear(4, 2))
+    data = [(torch.randn(2, 1, 5, 5), torch.zeros(2, dtype=torch.long))]
+    with pytest.raises(ValueError, match=r"the head \(Conv2d, kernel \(3, 3\)\) is a convolution.*1x1 convolution"):
         AdaptiveLR(torch.optim.SGD(model.parameters(), lr=0.1), model, data, num_classes=K_CLASSES, head="2")
     tagger = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, K_CLASSES))  # per token: (batch, tokens, 5)
     tokens = [(torch.randn(3, 7, 5), torch.zeros(3, 7, dtype=torch.long))]
-    sched = AdaptiveLR(torch.optim.SGD(tagger.parameters(), lr=0.1), tagger, tokens, num_classes=K_CLASSES)
+    sched = AdaptiveLR(torch.optim.SGD(tagger.parameters(), lr=0.1), tagger, tokens, num_classes=K_CLASSES, **PAPER)
     assert collect_statistics(tagger, tokens).batch_rows == 3 * 7  # m: every (batch, token) row
     k_z = sched.history[0].k_z
     assert sched.history[0].lr == pytest.approx(1 / ((K_CLASSES - 1) / (K_CLASSES * 21) * k_z), rel=1e-6)
+
+
+@pytest.mark.parametrize("size", [1, 6])
+def test_a_1x1_convolution_head_counts_each_pixel_as_a_row(size):
+    """squeezenet's classifier on a 1x1 map (32x32 images), a segmentation head on a map: a 1x1 convolution is a
+    linear layer applied per pixel, so each pixel is a row of m, as a per-token head's tokens are."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(size), nn.Conv2d(8, 3, 1))
+    images = torch.randn(4, 1, 6, 6)
+    data = [(images, torch.zeros(4, size, size, dtype=torch.long))]
+    sched = AdaptiveLR(
+        torch.optim.SGD(model.parameters(), lr=0.1), model, data, num_classes=3, head="3", batch_size=4 * size * size,
+        **PAPER,
+    )  # fmt: skip
+    with torch.no_grad():
+        features = model[:3](images)  # (4, 8, size, size): 4 * size * size rows of 8 features
+    assert sched.history[0].k_z == pytest.approx(float(torch.linalg.norm(features.double())), rel=1e-6)
+    rows = 4 * size * size
+    assert collect_statistics(model, data, head="3").batch_rows == rows
+    assert sched.history[0].lr == pytest.approx(1 / (2 / (3 * rows) * sched.history[0].k_z), rel=1e-6)
+
+
+def test_a_pooled_token_head_counts_only_the_rows_that_enter_the_loss():
+    """GPT-2's classifier runs on every token and its loss takes the last: head_rows='last' counts those alone
+    (over every row, K_z was sqrt(tokens) times too large and m counted tokens, with a misleading rows warning)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, K_CLASSES))
+    tokens = torch.randn(3, 16, 5)
+    data = [(tokens, torch.zeros(3, dtype=torch.long))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sched = AdaptiveLR(
+            torch.optim.SGD(model.parameters(), lr=0.1), model, data, num_classes=K_CLASSES, batch_size=3,
+            head_rows="last", **PAPER,
+        )  # fmt: skip
+    with torch.no_grad():
+        last = model[:2](tokens)[:, -1]
+    assert sched.history[0].k_z == pytest.approx(float(torch.linalg.norm(last.double())), rel=1e-6)
+    assert sched.history[0].lr == pytest.approx(1 / ((K_CLASSES - 1) / (K_CLASSES * 3) * sched.history[0].k_z))
 
 
 def test_error_negative_lambda():
@@ -681,7 +753,7 @@ def _hook_run(finder_batches=0, steps_per_period=None):
     data = make_data(n_batches=6, m=8, last=8)
     model = make_model(seed=2)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    sched = AdaptiveLR(opt, model, data, num_classes=K_CLASSES, statistics="hook", batch_size=8)
+    sched = AdaptiveLR(opt, model, data, num_classes=K_CLASSES, statistics="hook", batch_size=8, **PAPER)
     norms: list[float] = []  # the norm of each training batch's head input, as the scheduler's hook saw it
     model[-1].register_forward_hook(lambda m, inputs, out: norms.append(float(inputs[0].detach().double().norm())))
     if finder_batches:
@@ -770,7 +842,7 @@ def test_hook_mode_counts_forward_passes_inside_a_step_closure():
         torch.manual_seed(2)
         model = nn.Sequential(nn.Linear(6, 12), nn.ReLU(), nn.Linear(12, K_CLASSES))
         opt = torch.optim.SGD(model.parameters(), lr=0.01)
-        sched = AdaptiveLR(opt, model, data, num_classes=K_CLASSES, statistics="hook", batch_size=8)
+        sched = AdaptiveLR(opt, model, data, num_classes=K_CLASSES, statistics="hook", batch_size=8, **PAPER)
         for _ in range(2):
             for x, y in data:
 
@@ -965,6 +1037,6 @@ def test_a_per_token_head_fed_by_a_data_loader_counts_tokens_without_a_warning()
     loader = torch.utils.data.DataLoader(dataset, batch_size=3)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        sched = AdaptiveLR(torch.optim.SGD(tagger.parameters(), lr=0.1), tagger, loader, num_classes=K_CLASSES)
+        sched = AdaptiveLR(torch.optim.SGD(tagger.parameters(), lr=0.1), tagger, loader, num_classes=K_CLASSES, **PAPER)
     k_z = sched.history[0].k_z
     assert sched.history[0].lr == pytest.approx(1 / ((K_CLASSES - 1) / (K_CLASSES * 21) * k_z), rel=1e-6)

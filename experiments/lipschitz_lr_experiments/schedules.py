@@ -18,7 +18,7 @@ from torch.optim import Optimizer
 from torch.optim import lr_scheduler as sched
 
 from lipschitz_lr import AdaptiveLR
-from lipschitz_lr.options import MOMENTUM_SEEDS, STATISTICS_SOURCES
+from lipschitz_lr.options import MOMENTUM_SEEDS, RULES, STATISTICS_SOURCES
 from lipschitz_lr.per_step import InverseTimeDecay
 from lipschitz_lr.statistics import BATCHNORM_MODES
 
@@ -98,10 +98,15 @@ def _has_momentum(optimizer: Optimizer) -> bool:
     return "momentum" in optimizer.defaults and optimizer.defaults["momentum"] > 0
 
 
-#: LipschitzLR's ``schedule_args`` (see ``AdaptiveLR``): the statistics' source, BatchNorm in its pass, its
-#: first batches only, the epoch-0 rate and AdaMo's seed from it, bias-corrected EMAs, an update every N optimizer
-#: steps instead of every epoch (hook statistics), a warm-up over the first epochs. The defaults are the paper's.
+#: LipschitzLR's ``schedule_args`` (see ``AdaptiveLR``): the rule (the paper's ``1/K`` or the curvature's
+#: ``1/L``) and its safeguards (a growth limit, a back-off after a divergence), the statistics' source, BatchNorm
+#: in its pass, its first batches only, the epoch-0 rate and AdaMo's seed from it, bias-corrected EMAs, an update
+#: every N optimizer steps instead of every epoch (hook statistics), a warm-up over the first epochs. The defaults
+#: are the paper's (the library's own defaults differ: no safeguards and the paper's rule here).
 LIPSCHITZ_ARGS: dict[str, Any] = {
+    "rule": "paper",
+    "max_growth": None,
+    "backoff": None,
     "statistics": "reference",
     "batchnorm": "running",
     "statistics_batches": None,
@@ -115,7 +120,7 @@ LIPSCHITZ_ARGS: dict[str, Any] = {
 
 def _check_lipschitz(a: dict[str, Any]) -> None:
     for key, allowed in (("statistics", STATISTICS_SOURCES), ("batchnorm", BATCHNORM_MODES),
-                         ("momentum_seed", MOMENTUM_SEEDS)):  # fmt: skip
+                         ("momentum_seed", MOMENTUM_SEEDS), ("rule", RULES)):  # fmt: skip
         if a[key] not in allowed:
             raise ConfigError(f"{key}={a[key]!r} is not one of {', '.join(allowed)}")
     for key in ("statistics_batches", "update_every"):
@@ -126,6 +131,9 @@ def _check_lipschitz(a: dict[str, Any]) -> None:
     if a["initial_lr"] is not None and not (isinstance(a["initial_lr"], (int, float)) and math.isfinite(a["initial_lr"])
                                             and a["initial_lr"] > 0):  # fmt: skip
         raise ConfigError(f"initial_lr must be finite and > 0, got initial_lr={a['initial_lr']!r}")
+    for key, low, high in (("max_growth", 1.0, math.inf), ("backoff", 0.0, 1.0)):
+        if a[key] is not None and not (isinstance(a[key], (int, float)) and low < a[key] < high):
+            raise ConfigError(f"{key} must be in ({low:g}, {high:g}) or left out (none), got {key}={a[key]!r}")
     if not isinstance(a["bias_correction"], bool):
         raise ConfigError(f"bias_correction must be true or false, got bias_correction={a['bias_correction']!r}")
     if a["update_every"] is not None and a["statistics"] != "hook":
