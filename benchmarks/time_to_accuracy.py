@@ -96,6 +96,18 @@ METHODS = {
         "mnist_sgd",
         {"loss": "cross_entropy", "schedule_args": {"warmup_epochs": 1, "batchnorm": "batch"}},
     ),
+    # LipschitzLR with averaging (issue 31), beyond the paper: the weights' moving average evaluated (decay 0.995,
+    # about 200 steps, under an epoch); Schedule-Free SGD whose lr LipschitzLR sets to 1/K each epoch; the rate
+    # growing at most 2x between epochs (the config's lr is the first rate's anchor: 1000 leaves epoch 0 its 1/K),
+    # alone and with the average; the preset with the average
+    "sgd + average": ("mnist_sgd", {"weight_average": 0.995}),
+    "schedule-free sgd at 1/k": ("mnist_schedulefree_sgd", {"schedule": "lipschitz"}),
+    "sgd + growth x2": ("mnist_sgd", {"lr": 1000.0, "schedule_args": {"max_growth": 2.0}}),
+    "sgd + growth x2 + average": (
+        "mnist_sgd",
+        {"lr": 1000.0, "weight_average": 0.995, "schedule_args": {"max_growth": 2.0}},
+    ),
+    "sgd + warm-up + average": ("mnist_sgd_preset", {"weight_average": 0.995}),
 }
 STOPS = ("target", "best")
 

@@ -81,6 +81,10 @@ class ExperimentConfig:
     accuracy with the statistics as training left them is ``test_acc_as_trained`` beside it, and training goes on
     with those); 0 never does (the paper's evaluation); unset (the default) does it over 50 batches only for the
     optimisers that evaluate other weights than they train (Schedule-Free, DoG's average).
+
+    ``weight_average = decay`` evaluates an exponential moving average of the weights (updated every optimizer
+    step; :mod:`lipschitz_lr_experiments.averaging`) instead of the weights themselves, its BatchNorm statistics
+    recomputed each time over ``bn_recalibration`` batches (50 unless it says). Beyond the paper.
     """
 
     name: str
@@ -102,6 +106,7 @@ class ExperimentConfig:
     train_subset: int | None = None
     test_subset: int | None = None
     bn_recalibration: int | None = None
+    weight_average: float | None = None
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -141,6 +146,11 @@ class ExperimentConfig:
             value = getattr(self, key)
             if value is not None and value < 1:
                 raise ConfigError(f"{key} must be >= 1 (leave it out for the whole split), got {key}={value!r}")
+        if self.weight_average is not None and not 0.0 < self.weight_average < 1.0:
+            raise ConfigError(
+                "weight_average is the decay of the weights' moving average per optimizer step, in (0, 1) (0.995: "
+                f"about 200 steps), or left out; got weight_average={self.weight_average!r}"
+            )
         if self.bn_recalibration is not None and self.bn_recalibration < 0:
             raise ConfigError(
                 "bn_recalibration must be a number of batches >= 0 (0: never, the paper's evaluation; leave it out "

@@ -144,7 +144,8 @@ OPTIMIZERS: Registry[OptimizerSpec] = Registry(
         "dadapt_sgd": _external("dadaptation", "DAdaptSGD", adapted_lr),
         "dadapt_adam": _external("dadaptation", "DAdaptAdam", adapted_lr),
         "prodigy": _external("prodigyopt", "Prodigy", adapted_lr),
-        "schedulefree_sgd": _external("schedulefree", "SGDScheduleFree"),
+        # variant "sgd": LipschitzLR may set its lr (1/K each epoch; the issue-31 candidate, beyond the paper)
+        "schedulefree_sgd": _external("schedulefree", "SGDScheduleFree", variant="sgd"),
         "schedulefree_adamw": _external("schedulefree", "AdamWScheduleFree"),
         # DoG with the polynomial-decay averager its README calls mandatory (see averaged_dog.py)
         "dog": OptimizerSpec(_averaged_dog, package="dog", rate=dog_eta),

@@ -26,6 +26,7 @@ from torch import nn
 
 from lipschitz_lr import AdaptiveLR
 
+from .averaging import WeightAverage
 from .config import ExperimentConfig, upgraded
 from .data import DataSplits, TensorBatches, load_dataset
 from .devices import check_amp, configure_determinism, describe_device, precision_settings, resolve_device
@@ -178,6 +179,7 @@ class Trainer:
             keras_decay=config.keras_decay,
         )
         self.schedule: Stepper = build_schedule(config.schedule, context, config.schedule_args)
+        self.average = WeightAverage(self.net, config.weight_average) if config.weight_average else None
         self.history: list[dict[str, Any]] = []
         self.start_epoch = 0
         self._updates = 0  # optimizer steps the run has taken (Stepper.step_update's num_updates)
@@ -193,6 +195,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             **self.schedule.checkpoint(),
             "scaler": self.scaler.state_dict(),
+            "average": self.average.state_dict() if self.average is not None else None,
             "history": self.history,
             **self._rng(),
         }
@@ -250,6 +253,9 @@ class Trainer:
         with restoring(path, "optimizer"):
             self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.restore(state, lambda entry: restoring(path, entry))
+        if self.average is not None:
+            with restoring(path, "average"):
+                self.average.load_state_dict(state["average"])
         if state["scaler"] and self.scaler.is_enabled():
             with restoring(path, "scaler"):
                 self.scaler.load_state_dict(state["scaler"])
@@ -385,8 +391,11 @@ class Trainer:
         return loss_total / seen_total, correct_total / seen_total
 
     def _after_step(self) -> None:
-        """After each optimizer step taken: the schedule's ``step_update`` with the run's step count."""
+        """After each optimizer step taken: the weights' average, then the schedule's ``step_update`` with the run's
+        step count."""
         self._updates += 1
+        if self.average is not None:
+            self.average.update()
         self.schedule.step_update(self._updates)
 
     @property
@@ -396,36 +405,34 @@ class Trainer:
 
     def recalibration_batches(self, swaps_weights: bool) -> int:
         """The batches BatchNorm is recalibrated over before each evaluation (``bn_recalibration``; unset: 50
-        where the optimiser evaluates other weights than it trains, else none)."""
+        where the optimiser or ``weight_average`` evaluates other weights than it trains, else none)."""
         if self.config.bn_recalibration is not None:
             return self.config.bn_recalibration
-        return RECALIBRATION_BATCHES if swaps_weights else 0
+        return RECALIBRATION_BATCHES if swaps_weights or self.average is not None else 0
 
     def _evaluate(self) -> dict[str, float]:
-        """Test loss and accuracy at the weights the optimiser evaluates (for Schedule-Free and DoG the averaged
-        ones, ``eval()``), first with BatchNorm's running statistics as training left them (``*_as_trained``),
-        then, where :meth:`recalibration_batches` says, with statistics recalibrated at those weights (``test_*``;
-        else the same values). The training weights and statistics are put back afterwards, so checkpoints hold
-        them and training goes on as without the evaluation."""
+        """Test loss and accuracy of the network as evaluated: the training weights with BatchNorm's running
+        statistics as training left them (``*_as_trained``, the paper's), then the weights the run evaluates (for
+        Schedule-Free and DoG their average, ``eval()``; with ``weight_average`` the moving average) with statistics
+        recalibrated there where :meth:`recalibration_batches` says (``test_*``; else the same values). The
+        training weights and statistics are put back afterwards, so checkpoints hold them and training goes on as
+        without the evaluation."""
+        images, labels, amp, loss_fn = self.data.test_images, self.data.test_labels, self.options.amp, self.loss.fn
         swapped = switch(self.optimizer, "eval")
         try:
-            loss, accuracy = evaluate(
-                self.net, self.data.test_images, self.data.test_labels, self.options.amp, self.loss.fn
-            )
+            loss, accuracy = evaluate(self.net, images, labels, amp, loss_fn)
             row = {
                 "test_loss": loss,
                 "test_acc": accuracy,
                 "test_loss_as_trained": loss,
                 "test_acc_as_trained": accuracy,
             }
+            evaluated = self.average.module if self.average is not None else self.net
             limit = self.recalibration_batches(swapped)
-            if limit:
-                batches = TensorBatches(self.train_loader.images, self.train_loader.labels, self.config.batch_size)
-                with kept_batchnorm_statistics(self.net):
-                    if recalibrate_batchnorm(self.net, batches, self.options.amp, limit):
-                        row["test_loss"], row["test_acc"] = evaluate(
-                            self.net, self.data.test_images, self.data.test_labels, self.options.amp, self.loss.fn
-                        )
+            batches = TensorBatches(self.train_loader.images, self.train_loader.labels, self.config.batch_size)
+            with kept_batchnorm_statistics(evaluated):
+                if (limit and recalibrate_batchnorm(evaluated, batches, amp, limit)) or evaluated is not self.net:
+                    row["test_loss"], row["test_acc"] = evaluate(evaluated, images, labels, amp, loss_fn)
             return row
         finally:
             switch(self.optimizer, "train")
@@ -459,6 +466,7 @@ class Trainer:
             "final_test_acc": self.history[-1]["test_acc"] if self.history else None,
             # test_acc's protocol: BatchNorm recalibrated over this many training batches before each evaluation
             "bn_recalibration": self.recalibration_batches(callable(getattr(self.optimizer, "eval", None))),
+            "weight_average": self.config.weight_average,
             "epochs": len(self.history),
             "seconds": sum(r["seconds"] for r in self.history),
             "device": describe_device(self.device) + (f" x {self.dist.world_size} ranks" if self.dist.enabled else ""),
