@@ -71,3 +71,16 @@ def test_development_table_names_real_files():
     for page in (README, CONTRIBUTING):
         for path in re.findall(pattern, page.read_text()):
             assert (REPO / path).exists(), f"{page.name} names {path}, which does not exist"
+
+
+def test_every_slurm_option_is_in_the_slurm_section_of_the_reproducing_page():
+    from lipschitz_lr_experiments.cli import build_parser
+
+    reproduce = next(
+        action.choices["reproduce"] for action in build_parser()._actions if getattr(action, "choices", None)
+    )
+    options = {option for action in reproduce._actions for option in action.option_strings if "slurm" in option}
+    page = (REPO / "docs" / "reproducing.md").read_text()
+    section = page[page.index("**On a SLURM cluster.**") : page.index("**Preemption and time limits.**")]
+    missing = sorted(o for o in options if f"`{o}" not in section and o != "--slurm-timeout-min")
+    assert not missing, f"docs/reproducing.md's SLURM section does not name {missing}"

@@ -223,6 +223,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_extra(text: str) -> tuple[str, str]:
+    """``--slurm-extra KEY=VALUE``: one more ``#SBATCH --KEY=VALUE`` line."""
+    key, separator, value = text.partition("=")
+    if not separator or not key.strip():
+        raise ConfigError(f"--slurm-extra expects KEY=VALUE (an sbatch option without its dashes), got {text!r}")
+    return key.strip().lstrip("-").replace("-", "_"), value
+
+
 def _reproduce_run_args(args: argparse.Namespace) -> tuple[list[str], dict[str, Any]]:
     """The run options ``reproduce`` passes on: as ``lipschitz-lr run`` arguments and as RunOptions fields."""
     argv: list[str] = []
@@ -262,13 +270,27 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         if args.executor == "local":
             devices = args.devices or reproduce.default_devices()
             results = reproduce.run_local(pending, devices, run_argv, root, progress)
+        elif args.executor == "submitit-local":
+            executor = reproduce.make_executor(args.executor, root / "submitit", {"timeout_min": args.slurm_time})
+            options = {**options, "device": args.device if args.device != "auto" else "cpu"}
+            results = reproduce.run_submitit(pending, executor, options, run_argv, progress, not args.no_wait)
         else:
-            slurm = {"slurm_partition": args.slurm_partition, "timeout_min": args.slurm_timeout_min}
-            executor = reproduce.make_executor(args.executor, root / "submitit", slurm)
-            device = "cpu" if args.executor == "submitit-local" else "cuda"
-            results = reproduce.run_submitit(
-                pending, executor, {**options, "device": device}, progress, not args.no_wait
+            from .slurm import JobRequest, check_request
+
+            request = JobRequest(
+                gpus=args.slurm_gpus,
+                cpus=args.slurm_cpus,
+                memory=args.slurm_mem,
+                partition=args.slurm_partition,
+                account=args.slurm_account,
+                qos=args.slurm_qos,
+                time_minutes=args.slurm_time or 24 * 60,
+                signal_delay_s=args.slurm_signal_delay,
+                extra=dict(_parse_extra(item) for item in args.slurm_extra or []),
             )
+            executor = reproduce.make_executor("slurm", root / "submitit", request.parameters(*check_request(request)))
+            options = {**options, "device": args.device}
+            results = reproduce.run_slurm(pending, executor, options, run_argv, progress, not args.no_wait)
     except KeyboardInterrupt:
         print(f"lipschitz-lr: interrupted; rerun the same command to continue the matrix in {root}/", file=sys.stderr)
         return 130
@@ -279,7 +301,14 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             print(f"Table 1 over seeds {args.seeds}: {table}")
     if unfinished:
         submitted = all(results.get(cell) == "submitted" for cell in unfinished)
-        what = "submitted" if submitted else "not finished"
+        what = "submitted (rerun the same command to see their states)" if submitted else "not finished"
+        failed = [
+            f"{cell.label}: {results[cell]}"
+            for cell in unfinished
+            if results.get(cell, "").startswith(("failed", "vanished"))
+        ]
+        for line in failed:
+            print(line, file=sys.stderr)
         print(f"{len(unfinished)} of {len(cells)} runs {what}; rerun the same command to continue", file=sys.stderr)
         return 0 if submitted else 1
     return 0
@@ -355,9 +384,27 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--executor", choices=("local", "slurm", "submitit-local"), default="local")
     rep.add_argument("--devices", nargs="+", help="local: one run at a time on each (default: every GPU, else cpu)")
     rep.add_argument("--tflops", type=float, default=5.0, help="the sustained TFLOP/s the estimate assumes")
-    rep.add_argument("--slurm-partition")
-    rep.add_argument("--slurm-timeout-min", type=int, help="each job's time limit (default 1440); it requeues")
-    rep.add_argument("--no-wait", action="store_true", help="slurm: submit and return (rerun to see progress)")
+    slurm = rep.add_argument_group("SLURM (--executor slurm; each maps to one #SBATCH line, docs/reproducing.md)")
+    slurm.add_argument("--slurm-partition", help="--partition (default: the cluster's default partition)")
+    slurm.add_argument("--slurm-account", help="--account")
+    slurm.add_argument("--slurm-qos", help="--qos")
+    slurm.add_argument("--slurm-gpus", type=int, help="--gpus-per-node (default: 1 if the partition has GPUs, else 0)")
+    slurm.add_argument("--slurm-cpus", type=int, help="--cpus-per-task (default: 8, or the nodes' CPUs if fewer)")
+    slurm.add_argument("--slurm-mem", help="--mem, e.g. 16G (default: the partition's)")
+    slurm.add_argument(
+        "--slurm-time", "--slurm-timeout-min", type=int, dest="slurm_time", help="--time in minutes (default 1440)"
+    )
+    slurm.add_argument(
+        "--slurm-signal-delay",
+        type=int,
+        default=120,
+        help="seconds before the time limit that the job is signalled to checkpoint and requeue (default 120)",
+    )
+    slurm.add_argument("--slurm-extra", action="append", metavar="KEY=VALUE", help="any other #SBATCH option")
+    rep.add_argument(
+        "--device", default="auto", help="the jobs' device (slurm, submitit-local; default: what the node has)"
+    )
+    rep.add_argument("--no-wait", action="store_true", help="slurm: submit and return (rerun to see the states)")
     rep.add_argument("--no-figures", action="store_true", help="skip Table 1 and the figures at the end")
     _add_data_options(rep)
     for name, kwargs in (

@@ -9,11 +9,13 @@ Executors:
 
 * ``local`` (default): a queue over ``--devices`` (every visible GPU, else the CPU), one run per device
   at a time, each a ``lipschitz-lr run ... --resume`` process (log in ``ROOT/logs/``).
-* ``slurm``: one submitit job per cell (``--slurm-partition``, ``--slurm-timeout-min``, one GPU each).
-  A job stopped by SIGTERM or SIGUSR1 (preemption, ``scancel --signal``) stops at once, its last
-  epoch's checkpoint on disk, and requeues itself; a job reaching its time limit gets submitit's
-  signal (USR2, ``slurm_signal_delay_s`` before the end), which requeues it through
-  :meth:`RunJob.checkpoint`. A requeued job resumes exactly.
+* ``slurm``: one submitit job per cell, asking what ``--slurm-*`` say (:mod:`lipschitz_lr_experiments.slurm`:
+  GPUs, CPUs, memory, partition, account, QOS, time limit, the signal's delay, extra ``sbatch`` lines), its
+  id recorded in the cell's directory so that a rerun submits only cells with no live job. A job stopped by
+  SIGTERM or SIGUSR1 (preemption, ``scancel --signal``) stops at once, its last epoch's checkpoint on disk, and
+  requeues itself; a job reaching its time limit gets submitit's signal (USR2, the signal delay before the
+  end), which requeues it through :meth:`RunJob.checkpoint`. A requeued job resumes exactly, and the waiting
+  command follows it (by its id, through ``squeue``) to its end.
 * ``submitit-local``: the same jobs through submitit's local executor (no cluster; the tests use it).
 
 At the end, Table 1 over the seeds (mean ± sample std beside the paper's numbers) and the figures are
@@ -282,8 +284,9 @@ def run_local(
     return results
 
 
-def make_executor(kind: str, folder: Path, slurm: dict[str, Any]) -> Any:
-    """A submitit executor: ``slurm`` (one GPU per job) or ``submitit-local``."""
+def make_executor(kind: str, folder: Path, parameters: dict[str, Any]) -> Any:
+    """A submitit executor: ``slurm`` with ``parameters``
+    (:meth:`~lipschitz_lr_experiments.slurm.JobRequest.parameters`), or ``submitit-local``."""
     try:
         import submitit
     except ImportError as error:
@@ -292,20 +295,66 @@ def make_executor(kind: str, folder: Path, slurm: dict[str, Any]) -> Any:
         ) from error
     if kind == "submitit-local":
         executor = submitit.LocalExecutor(folder=str(folder))
-        executor.update_parameters(timeout_min=slurm.get("timeout_min") or 60 * 24)
+        executor.update_parameters(timeout_min=parameters.get("timeout_min") or 60 * 24)
         return executor
     executor = submitit.AutoExecutor(folder=str(folder), cluster="slurm")
-    parameters = {"timeout_min": 60 * 24, "gpus_per_node": 1, "cpus_per_task": 8, "slurm_signal_delay_s": 120}
-    parameters.update({key: value for key, value in slurm.items() if value is not None})
     executor.update_parameters(name="lipschitz-lr", **parameters)
     return executor
 
 
-def run_submitit(
-    cells: Sequence[Cell], executor: Any, options: dict[str, Any], progress: Progress, wait: bool
+def submit(executor: Any, cell: Cell, options: dict[str, Any], run_args: list[str]) -> Any:
+    """Submit one cell (its summary's command is the ``lipschitz-lr run`` that reruns it); an ``sbatch`` refusal is
+    a :class:`ConfigError` of one line."""
+    command = f"lipschitz-lr run {cell.row} --seed {cell.seed} --out {cell.out} --resume " + " ".join(run_args)
+    job = RunJob(cell.config.to_dict(), str(cell.out), {**options, "command": command.strip()})
+    try:
+        return executor.submit(job)
+    except Exception as error:  # submitit's FailedJobError carries sbatch's own message
+        if type(error).__name__ != "FailedJobError":
+            raise
+        lines = [line.strip() for line in str(error).splitlines() if "error" in line.lower()]
+        raise ConfigError(f"sbatch refused the job for {cell.label}: {(lines or [str(error)])[-1]}") from None
+
+
+def run_slurm(
+    cells: Sequence[Cell],
+    executor: Any,
+    options: dict[str, Any],
+    run_args: list[str],
+    progress: Progress,
+    wait: bool,
 ) -> dict[Cell, str]:
-    """One job per cell; waits for them (printing each as it ends) unless ``wait`` is False."""
-    jobs = {cell: executor.submit(RunJob(cell.config.to_dict(), str(cell.out), options)) for cell in cells}
+    """One job per cell that has no live job (its recorded one still queued, running or requeued is followed, not
+    submitted again); waits for every cell to end unless ``wait`` is False. Every cell's state is printed."""
+    from .slurm import LiveJob, accounting_note, describe, live_jobs, record_job, watch
+
+    live = live_jobs([cell.out for cell in cells])
+    jobs: dict[Cell, LiveJob] = {}
+    for cell in cells:
+        if cell.out in live:
+            jobs[cell] = live[cell.out]
+            print(f"{cell.label}: {describe(live[cell.out])}, not submitted again", flush=True)
+    for cell in cells:
+        if cell not in jobs:
+            job = submit(executor, cell, options, run_args)
+            folder = Path(executor.folder)
+            record_job(cell.out, str(job.job_id), folder)
+            jobs[cell] = LiveJob(str(job.job_id), folder, "PENDING", "")
+            print(f"submitted {cell.label}: job {job.job_id}", flush=True)
+    if not wait:
+        return {cell: "submitted" for cell in cells}
+    note = accounting_note()
+    if note:
+        print(note, flush=True)
+    return watch(cells, jobs, lambda cell: cell_state(cell)[0] == "done", progress.report)
+
+
+def run_submitit(
+    cells: Sequence[Cell], executor: Any, options: dict[str, Any], run_args: list[str], progress: Progress, wait: bool
+) -> dict[Cell, str]:
+    """submitit's local executor: one job per cell; waits for them (printing each as it ends) unless ``wait`` is
+    False."""
+    jobs = {cell: submit(executor, cell, options, run_args) for cell in cells}
     for cell, job in jobs.items():
         print(f"submitted {cell.label}: job {job.job_id}", flush=True)
     if not wait:
