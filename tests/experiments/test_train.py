@@ -15,6 +15,7 @@ from lipschitz_lr_experiments.history import HISTORY_FIELDS
 from lipschitz_lr_experiments.run_dir import RunDirError, atomic_write_bytes
 from lipschitz_lr_experiments.train import RunOptions, Trainer, run_experiment
 from tests.conftest import TINY_MNIST, write_tiny_cifar, write_tiny_config, write_tiny_mnist_format
+from tests.test_compile import recompile_limit
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -281,7 +282,7 @@ def test_compile_keeps_the_training_forward_compiled(tmp_path, data_dir, monkeyp
     )
     options = RunOptions(out_dir=tmp_path / "run", data_dir=data_dir, progress=False, compile=True)
     trainer = Trainer(config, options)
-    with torch._dynamo.config.patch(recompile_limit=4, fail_on_recompile_limit_hit=True):
+    with recompile_limit(4):
         history = trainer.run()
         x = trainer.train_loader.images[:128]
         assert type(trainer.model(x).grad_fn).__name__ == "CompiledFunctionBackward"
@@ -289,6 +290,7 @@ def test_compile_keeps_the_training_forward_compiled(tmp_path, data_dir, monkeyp
 
 
 def test_tensorboard_gets_every_epochs_scalars(tmp_path, data_dir):
+    pytest.importorskip("tensorboard", reason="tensorboard is in the dev extra only")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     config = load_config(tiny_config(tmp_path, epochs=2, train_subset=256))

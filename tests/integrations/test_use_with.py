@@ -9,6 +9,7 @@ import torch
 import torch._dynamo
 
 from tests.integrations.conftest import SNIPPETS, run_snippet
+from tests.test_compile import recompile_limit
 
 
 def test_the_section_has_every_setting():
@@ -86,7 +87,7 @@ def test_torch_compile_without_recompiling(plain_loop, monkeypatch):
     compile_ = torch.compile
     monkeypatch.setattr(torch, "compile", lambda model: compile_(model, backend="aot_eager", dynamic=False))
     torch._dynamo.reset()
-    with torch._dynamo.config.patch(recompile_limit=4, fail_on_recompile_limit_hit=True):
+    with recompile_limit(4):
         run_snippet("torch.compile", plain_loop)
         x, _ = next(iter(plain_loop["train_loader"]))
         assert type(plain_loop["compiled"](x).grad_fn).__name__ == "CompiledFunctionBackward"
