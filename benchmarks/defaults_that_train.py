@@ -21,7 +21,8 @@ one-epoch linear warm-up.
 
     python benchmarks/defaults_that_train.py digits --out results/defaults_digits.jsonl
     python benchmarks/defaults_that_train.py mnist --data-dir ../shared/data --seeds 0 1 \
-        --out results/defaults_mnist.jsonl
+        --settings before defaults --out results/defaults_mnist.jsonl
+    python benchmarks/defaults_that_train.py table --out results/defaults_digits.jsonl   # the file, as a table
 """
 
 from __future__ import annotations
@@ -217,7 +218,7 @@ def mnist_run(data_dir: str | None, seed: int, setting: str, epochs: int = 5) ->
             loss = nn.functional.cross_entropy(model(x), y)
             loss.backward()
             optimizer.step()
-            total += float(loss)
+            total += loss.item()
         losses.append(total / len(training))
         if averaged:
             optimizer.eval()
@@ -238,45 +239,77 @@ def _fmt(values: list[float], digits: int = 3) -> str:
     return ", ".join(f"{v:.{digits}g}" for v in values)
 
 
+DIGITS_HEADER = (
+    "| net | setting | first-batch loss -> mean loss per epoch | lr per update (construction first) | notes | "
+    "learns |\n|---|---|---|---|---|---|"
+)
+MNIST_HEADER = (
+    "| setting | seed | test acc % per epoch (as trained) | recalibrated | mean training loss per epoch | "
+    "lr per update |\n|---|---|---|---|---|---|"
+)
+
+
+def digits_line(row: dict) -> str:
+    notes = " ".join(n or "-" for n in row["notes"]) or "-"
+    return (
+        f"| {row['net']} | {row['setting']} | {row['first_loss']:.3g} -> {_fmt(row['epoch_losses'])} | "
+        f"{_fmt(row['rates'])} | {notes} | {'yes' if row['trains'] else 'no'} |"
+    )
+
+
+def mnist_line(row: dict) -> str:
+    return (
+        f"| {row['setting']} | {row['seed']} | {_fmt([100 * a for a in row['test_acc']], 4)} | "
+        f"{_fmt([100 * a for a in row['test_acc_recalibrated']], 4)} | {_fmt(row['epoch_losses'])} | "
+        f"{_fmt(row['rates'])} |"
+    )
+
+
+def table(path: Path) -> str:
+    """The markdown table of a file this script wrote with ``--out`` (a rerun's line replaces an earlier one's)."""
+    rows: dict[tuple, dict] = {}
+    for line in path.read_text().splitlines():
+        row = json.loads(line)
+        rows[(row.get("net"), row["setting"], row["seed"])] = row
+    if not rows:
+        raise SystemExit(f"{path}: no runs in it")
+    digits_rows = next(iter(rows.values())).get("net") is not None
+    header, line = (DIGITS_HEADER, digits_line) if digits_rows else (MNIST_HEADER, mnist_line)
+    return "\n".join([header, *(line(row) for row in rows.values())])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("setup", choices=("digits", "mnist"))
+    parser.add_argument("setup", choices=("digits", "mnist", "table"), help="table: print --out's file as a table")
     parser.add_argument("--nets", nargs="+", help="digits: which nets (default all)")
     parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), help="default: all")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--data-dir")
     parser.add_argument("--out", type=Path, help="append each run as a JSON line")
     args = parser.parse_args()
+    if args.setup == "table":
+        if args.out is None:
+            parser.error("table needs --out FILE, a file of runs this script wrote")
+        print(table(args.out))
+        return
     torch.set_num_threads(1)
     settings = args.settings or list(SETTINGS)
-    rows = []
     if args.setup == "digits":
-        print("| net | setting | first-batch loss -> mean loss per epoch | lr per update (construction first) | "
-              "notes | warnings |\n|---|---|---|---|---|---|")  # fmt: skip
+        print(DIGITS_HEADER)
         for net in args.nets or list(nets()):
             for setting in settings:
+                if (SETTINGS[setting] or {}).get("rule") == "smooth" and nets()[net][2].get("variant") == "adam":
+                    continue  # the curvature rule is for sgd and momentum; adam's rate is the paper's formula
                 for seed in args.seeds:
                     row = train(net, setting, seed)
-                    rows.append(row)
-                    print(
-                        f"| {net} | {setting} | {row['first_loss']:.3g} -> {_fmt(row['epoch_losses'])} | "
-                        f"{_fmt(row['rates'])} | {' '.join(n or '-' for n in row['notes'])} | "
-                        f"{'; '.join(row['warnings']) or '-'} |",
-                        flush=True,
-                    )
+                    print(digits_line(row), flush=True)
                     _append(args.out, row)
     else:
-        print("| setting | seed | test acc % per epoch (as trained) | recalibrated | lr per update |")
-        print("|---|---|---|---|---|")
+        print(MNIST_HEADER)
         for setting in [*(s for s in settings if SETTINGS[s] is not None), "schedule-free sgd"]:
             for seed in args.seeds:
                 row = mnist_run(args.data_dir, seed, setting)
-                rows.append(row)
-                print(
-                    f"| {setting} | {seed} | {_fmt([100 * a for a in row['test_acc']], 4)} | "
-                    f"{_fmt([100 * a for a in row['test_acc_recalibrated']], 4)} | {_fmt(row['rates'])} |",
-                    flush=True,
-                )
+                print(mnist_line(row), flush=True)
                 _append(args.out, row)
 
 

@@ -241,3 +241,21 @@ def test_batchnorm_modes_prints_the_table_the_readme_quotes():
     rows = {line.split("|")[1].strip(): line.split("|")[2:6] for line in out.splitlines() if line.startswith("| ")}
     running_lr, batch_lr = float(rows["mobilenet_v3_small"][1]), float(rows["mobilenet_v3_small"][3])
     assert running_lr > 1e6 and 0.1 < batch_lr < 10  # the eval pass's absurd first rate; batch statistics' sane one
+
+
+def test_defaults_that_train_records_runs_and_prints_the_file_as_a_table(tmp_path):
+    """One net, two settings, then the same setting again: the table shows each (net, setting, seed) once, the
+    rerun's numbers in place of the first run's."""
+    out = tmp_path / "digits.jsonl"
+    script = [sys.executable, "benchmarks/defaults_that_train.py"]
+    run = lambda *a: subprocess.run([*script, *a], cwd=REPO, capture_output=True, text=True, check=True).stdout  # noqa: E731
+    live = run("digits", "--nets", "small BN CNN", "--settings", "before", "defaults", "--out", str(out))
+    rerun = run("digits", "--nets", "small BN CNN", "--settings", "defaults", "--seeds", "0", "--out", str(out))
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [row["setting"] for row in rows] == ["before", "defaults", "defaults"]
+    assert rows[1]["first_loss"] == rows[2]["first_loss"] and len(rows[2]["rates"]) == 4  # construction + 3 epochs
+    table = run("table", "--out", str(out)).splitlines()
+    assert table[0].startswith("| net | setting |") and len(table) == 4
+    assert table[2:] == live.splitlines()[2:3] + rerun.splitlines()[2:]
+    missing = subprocess.run([*script, "table"], cwd=REPO, capture_output=True, text=True)
+    assert missing.returncode == 2 and "table needs --out FILE" in missing.stderr
