@@ -4,7 +4,8 @@ Debian's slurm-wlm and munge, no accounting). Skipped, saying why, where no SLUR
 A tiny matrix runs to its end; a preempted cell (``scancel --signal=USR1`` mid-run) requeues itself and is
 followed by the waiting command to an identical history; a rerun while jobs are queued submits nothing; a job
 cancelled while queued is reported as vanished, not waited on; requests a node cannot hold are refused before
-anything is submitted.
+anything is submitted. ``.ci/run`` sets ``LIPSCHITZ_LR_REQUIRE_SLURM=1`` once its SLURM is up: these tests then
+fail, not skip, where no SLURM answers.
 """
 
 from __future__ import annotations
@@ -21,10 +22,20 @@ import pytest
 from lipschitz_lr_experiments.slurm import JOB_FILE, slurm_available
 from tests.conftest import REPO
 
+REQUIRED = os.environ.get("LIPSCHITZ_LR_REQUIRE_SLURM") == "1"
 pytestmark = [
     pytest.mark.slurm,
-    pytest.mark.skipif(not slurm_available(), reason="no SLURM answers here (sinfo); CI starts one with .ci/slurm up"),
+    pytest.mark.skipif(
+        not REQUIRED and not slurm_available(), reason="no SLURM answers here (sinfo); CI starts one with .ci/slurm up"
+    ),
 ]
+
+
+@pytest.fixture(autouse=True)
+def slurm_answers():
+    if not slurm_available():
+        pytest.fail("LIPSCHITZ_LR_REQUIRE_SLURM=1 but sinfo does not answer: see the logs .ci/slurm up wrote")
+
 
 TINY = ["--set", "train_subset=256", "--set", "test_subset=200", "--set", "batch_size=64"]
 
