@@ -15,8 +15,10 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from ._checks import real
+from .batches import loader_length
 from .head_hook import HeadHook
 from .options import Options
+from .records import Resolved
 from .variants import expected_variant
 
 logger = logging.getLogger("lipschitz_lr.adaptive_lr")
@@ -145,17 +147,28 @@ class hook_paused:
             self.hook.enabled = True
 
 
-def resolved_options(options: Options, optimizer: Optimizer, loader: Any) -> Options:
-    """The options this instance runs with: ``batch_size`` read off the loader when not given, and one clamp per
-    param group (one value caps the group with the largest initial rate and the others in proportion)."""
+def resolve(options: Options, optimizer: Optimizer, loader: Any) -> Resolved:
+    """What ``options`` come to on this optimizer and loader: one clamp per param group (one value caps the group
+    with the largest initial rate and the others in proportion), ``m`` read off the loader when not given, and the
+    warm-up in optimizer steps (``warmup_epochs`` counted in the loader's batches)."""
     n_groups = len(optimizer.param_groups)
     low, high = options.min_lr, options.max_lr
     if n_groups > 1:
         low, high = (in_proportion(value, optimizer) for value in (low, high))
-    return options.replace(
+    warmup_steps = options.warmup_steps
+    if options.warmup_epochs:
+        batches = loader_length(loader)
+        if batches is None:
+            raise ValueError(
+                "warmup_epochs counts epochs in the statistics loader's batches, which this loader does not say "
+                f"(no len()); give warmup_steps=<optimizer steps> instead, got warmup_epochs={options.warmup_epochs}"
+            )
+        warmup_steps = options.warmup_epochs * batches
+    return Resolved(
         min_lr=tuple(per_group("min_lr", low, 0.0, n_groups)),
         max_lr=tuple(per_group("max_lr", high, math.inf, n_groups)),
         batch_size=options.batch_size if options.batch_size is not None else infer_batch_size(loader),
+        warmup_steps=warmup_steps,
     )
 
 

@@ -16,7 +16,7 @@ import logging
 import math
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 import torch
@@ -30,7 +30,7 @@ from .bounds import loss_coefficient, second_moment_bound, smoothness_bound, wei
 from .models import batchnorm_layers
 from .options import MOMENTUM_SEEDS, STATISTICS_SOURCES, Options, expose_options, known
 from .per_step import InverseTimeDecay, linear_warmup
-from .records import RUNNING_STATE, EpochRecord, checked_state, restored_options
+from .records import RUNNING_STATE, EpochRecord, Resolved, checked_state, restored_options
 from .safeguards import backed_off, is_jump, limited_growth, loss_fell, loss_rose
 from .source import StatisticsSource, checked_loader
 from .statistics import LipschitzStatistics
@@ -145,7 +145,7 @@ class AdaptiveLR(LRScheduler):
         **option_values: Any,
     ) -> None:
         opts = options.replace(**option_values) if options is not None else Options(**known(option_values))
-        loader, opts = checked_loader(loader, dataset, opts, model, device)
+        loader = checked_loader(loader, dataset, opts, model, device)
         n_groups = len(optimizer.param_groups)
         if n_groups == 0:
             raise ValueError(
@@ -159,7 +159,8 @@ class AdaptiveLR(LRScheduler):
                 "to a real device and initialise them (model.to_empty(device=...) then init or load weights) before "
                 "building AdaptiveLR"
             )
-        self.options = wiring.resolved_options(opts, optimizer, loader)
+        self.options = opts  # as given; what they come to here is self.resolved
+        self.resolved = wiring.resolve(opts, optimizer, loader)
 
         # State.
         self.history: list[EpochRecord] = []
@@ -211,7 +212,8 @@ class AdaptiveLR(LRScheduler):
             self.base_lrs.append(initial)
             self._ratios.append(initial / largest)
             self._momentum_factors.append(factor)
-            self.options = self.options.replace(min_lr=(*self.min_lr, 0.0), max_lr=(*self.max_lr, math.inf))
+            resolved = self.resolved
+            self.resolved = replace(resolved, min_lr=(*resolved.min_lr, 0.0), max_lr=(*resolved.max_lr, math.inf))
             self._epoch_lrs.append(reference * factor * initial / largest)
             self._last_lr.append(self._epoch_lrs[-1] * self._step_factor())
             wiring.set_lr(group, self._last_lr[-1])
@@ -226,7 +228,7 @@ class AdaptiveLR(LRScheduler):
         if stats.k_z == 0:
             return math.nan, math.nan, math.nan
         target_norm = self.target_norm if self.target_norm is not None else stats.target_norm
-        m = self._source.rows_per_batch(stats, self.options)
+        m = self._source.rows_per_batch(stats, self.resolved.batch_size)
         c = loss_coefficient(
             self.loss,
             m,
@@ -269,7 +271,7 @@ class AdaptiveLR(LRScheduler):
         """The factor on the epoch's rates at optimizer step ``_iteration``: the Keras decay
         ``1 / (1 + lambda t)`` and the warm-up ``min(1, (t + 1) / warmup_steps)`` (:mod:`lipschitz_lr.per_step`)."""
         keras = InverseTimeDecay(self.weight_decay)(self._iteration) if self.keras_decay else 1.0
-        return keras * linear_warmup(self._iteration, self.warmup_steps)
+        return keras * linear_warmup(self._iteration, self.resolved.warmup_steps)
 
     def _check_rates_are_ours(self, when: str) -> None:
         """Refuse a learning rate that someone else wrote since this scheduler's last write."""
@@ -289,7 +291,8 @@ class AdaptiveLR(LRScheduler):
             return
         self._sync_groups()
         self._check_rates_are_ours("at this optimizer step")
-        if self.keras_decay or (self.warmup_steps and self._iteration <= self.warmup_steps):
+        warmup_steps = self.resolved.warmup_steps
+        if self.keras_decay or (warmup_steps and self._iteration <= warmup_steps):
             factor = self._step_factor()
             for group, lr in zip(optimizer.param_groups, self._epoch_lrs, strict=True):
                 wiring.set_lr(group, lr * factor)
@@ -384,7 +387,7 @@ class AdaptiveLR(LRScheduler):
         the rule's rate, then the safeguards (``backoff`` after a divergence, ``max_growth``), then the groups."""
         if not hasattr(self, "_ratios"):  # the first step, from LRScheduler.__init__
             self._ratios = wiring.group_ratios(self.base_lrs)
-        stats = self._source.collect(epoch, self.options)
+        stats = self._source.collect(epoch, self.options, self.resolved.batch_size)
         if stats is None:
             k_z = s_max = weight = k = s = curvature = math.nan
         else:
@@ -425,7 +428,7 @@ class AdaptiveLR(LRScheduler):
         else:
             lrs = []
             for ratio, factor, low, high in zip(
-                self._ratios, self._momentum_factors, self.min_lr, self.max_lr, strict=True
+                self._ratios, self._momentum_factors, self.resolved.min_lr, self.resolved.max_lr, strict=True
             ):
                 raw = method_lr * factor * ratio
                 clamped = min(max(raw, low), high) if ratio > 0 else 0.0
@@ -499,6 +502,7 @@ class AdaptiveLR(LRScheduler):
         checkpoint written mid-epoch resumes with them.
         """
         state = {**self.options.to_dict(), **{key: getattr(self, key) for key in RUNNING_STATE}}
+        state["resolved"] = self.resolved.to_dict()
         state["base_lrs"] = [float(lr) for lr in self.base_lrs]
         state["_last_lr"] = [float(lr) for lr in self._last_lr]
         state["history"] = [asdict(record) for record in self.history]
@@ -528,7 +532,7 @@ class AdaptiveLR(LRScheduler):
                 stacklevel=wiring.user_stacklevel(),
             )
         state = checked_state(state_dict, n_groups)
-        self.options = saved
+        self.options, self.resolved = saved, Resolved.from_state(state_dict, n_groups)
         for key, value in state.items():
             setattr(self, key, value)
         self._ratios = wiring.group_ratios(self.base_lrs)

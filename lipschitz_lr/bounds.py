@@ -8,7 +8,7 @@ into learning rates; the functions here know nothing about models or data.
 A note on faithfulness: the cross-entropy and binary cross-entropy "maxima" below are the
 paper's values at a uniform prediction (an initialisation-like point), not true suprema. The true
 supremum of ``|softmax(z) - onehot|`` is 1, which would give a far smaller learning rate. We keep
-the paper's values because they are what the method is; see the README.
+the paper's values because they are what the method is (docs/fidelity.md, "Where we deviate, and why").
 
 References:
     Yedida, Saha, Prashanth. "LipschitzLR: Using theoretically computed adaptive learning rates

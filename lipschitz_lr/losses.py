@@ -4,7 +4,7 @@
 the probabilities to ``[eps, 1 - eps]`` (``eps = 1e-7``) before the log. An example whose true class
 has ``p < 1e-7`` contributes a constant and no gradient: at the rates LipschitzLR picks on MNIST
 (2-3) this cut is what keeps the paper's SGD run from diverging, where torch's unclipped
-``cross_entropy`` gives NaN (README, "Reference mode and clean mode").
+``cross_entropy`` gives NaN (docs/fidelity.md, "Reference mode and clean mode").
 
 References:
     Keras 2.2.4, ``keras/backend/tensorflow_backend.py``, ``categorical_crossentropy``.

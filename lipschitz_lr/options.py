@@ -221,7 +221,8 @@ class Options:
     min_lr: float | tuple[float, ...] | None = _option(
         None, "safety", _clamp,
         "clamp. One value clamps the group with the largest initial rate and the others in proportion, so the "
-        "groups keep their ratios; a list gives one per group. Groups added later take their ratio, unclamped.",
+        "groups keep their ratios; a list gives one per group. Groups added later take their ratio, unclamped. "
+        "The clamp of each group: ``resolved.min_lr``.",
     )  # fmt: skip
     max_lr: float | tuple[float, ...] | None = _option(None, "safety", _clamp, "clamp, as ``min_lr``.")
     warmup_steps: int = _option(
@@ -233,7 +234,7 @@ class Options:
     warmup_epochs: int = _option(
         0, "safety", _at_least(0),
         "the same over whole epochs, ``warmup_epochs * len(loader)`` optimizer steps (one batch per step; with "
-        "gradient accumulation give ``warmup_steps``). Saved as ``warmup_steps``.",
+        "gradient accumulation give ``warmup_steps``). The steps it comes to: ``resolved.warmup_steps``.",
     )  # fmt: skip
     keras_decay: bool = _option(
         False, "safety", _flag,

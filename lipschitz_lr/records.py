@@ -1,16 +1,17 @@
-"""What an :class:`~lipschitz_lr.AdaptiveLR` remembers: one :class:`EpochRecord` per ``step()``, and the
-check of the running state a ``state_dict`` restores (its options are :class:`~lipschitz_lr.options.Options`)."""
+"""What an :class:`~lipschitz_lr.AdaptiveLR` remembers: one :class:`EpochRecord` per ``step()``, what its options
+come to on its optimizer and loader (:class:`Resolved`), and the check of the running state a ``state_dict``
+restores (its options, as given, are :class:`~lipschitz_lr.options.Options`)."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from ._checks import finite_nonnegative, integer
 from .options import Options, names
 
-__all__ = ["RUNNING_STATE", "EpochRecord", "checked_state", "restored_options", "upgraded_state"]
+__all__ = ["RUNNING_STATE", "EpochRecord", "Resolved", "checked_state", "restored_options", "upgraded_state"]
 
 #: Options that belong to the model and the wiring: a ``state_dict`` must agree on them.
 STRUCTURAL = ("variant", "num_classes", "statistics")
@@ -28,6 +29,57 @@ RUNNING_STATE = (
     "_iteration",
     "_pass_loss",
 )
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What the options come to on this optimizer and loader (the options themselves read back as given).
+
+    Args:
+        min_lr: one lower clamp per param group (0.0: none); one ``min_lr`` value clamps the group with the largest
+            initial rate and the others in proportion; a group added after construction gets 0.0.
+        max_lr: the same, upper (``inf``: none).
+        batch_size: ``m``: ``batch_size`` as given, else the loader's ``batch_size`` (None: the largest batch seen).
+        warmup_steps: the warm-up in optimizer steps: ``warmup_steps``, or ``warmup_epochs`` times the loader's
+            number of batches.
+    """
+
+    min_lr: tuple[float, ...]
+    max_lr: tuple[float, ...]
+    batch_size: int | None
+    warmup_steps: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], n_groups: int) -> Resolved:
+        """The record a ``state_dict`` saved (before it had one, its options were the resolved values), checked."""
+        saved = state.get("resolved") or {key: state[key] for key in ("min_lr", "max_lr", "batch_size", "warmup_steps")}
+        if not isinstance(saved, dict) or sorted(saved) != ["batch_size", "max_lr", "min_lr", "warmup_steps"]:
+            raise ValueError(
+                f"state_dict['resolved'] must be a dict of min_lr, max_lr, batch_size and warmup_steps, got {saved!r}"
+            )
+        clamps = {}
+        for key in ("min_lr", "max_lr"):
+            value = saved[key]
+            if not isinstance(value, (list, tuple)) or len(value) != n_groups:
+                raise ValueError(f"state_dict[{key!r}] must hold one clamp per param group ({n_groups}), got {value!r}")
+            clamps[key] = tuple(finite_or_inf(key, v) for v in value)
+        batch_size = saved["batch_size"]
+        return cls(
+            min_lr=clamps["min_lr"],
+            max_lr=clamps["max_lr"],
+            batch_size=None if batch_size is None else integer("batch_size", batch_size, 1),
+            warmup_steps=integer("warmup_steps", saved["warmup_steps"], 0),
+        )
+
+
+def finite_or_inf(name: str, value: Any) -> float:
+    """A clamp: a non-negative number, ``inf`` allowed."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value < 0:
+        raise ValueError(f"state_dict[{name!r}] holds {value!r}, expected non-negative numbers")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -138,11 +190,6 @@ def restored_options(state: dict[str, Any], current: Options, n_groups: int) -> 
     if len(state["base_lrs"]) != n_groups:
         raise ValueError(f"state_dict has {len(state['base_lrs'])} param groups, the optimizer has {n_groups}")
     saved = Options(**{key: state[key] for key in names()})
-    for key in ("min_lr", "max_lr"):
-        if not isinstance(getattr(saved, key), tuple) or len(getattr(saved, key)) != n_groups:
-            raise ValueError(
-                f"state_dict[{key!r}] must hold one clamp per param group ({n_groups}), got {getattr(saved, key)!r}"
-            )
     for key in STRUCTURAL:
         if getattr(saved, key) != getattr(current, key):
             why = {

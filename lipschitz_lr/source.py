@@ -13,7 +13,7 @@ from torch import nn
 from torch.optim import Optimizer
 
 from ._wiring import guard_module_hooks, hook_paused, shuffles, user_stacklevel
-from .batches import BatchUnpacker, default_unpack_batch, loader_length, statistics_loader
+from .batches import BatchUnpacker, default_unpack_batch, statistics_loader
 from .batches import call_model as default_call_model
 from .distributed import all_reduce_max
 from .head_hook import HeadHook
@@ -88,26 +88,27 @@ class StatisticsSource:
         logger.info("AdaptiveLR head: %s = %s (%s)", name, module, how)
         return module, name
 
-    def per_token(self, stats: LipschitzStatistics, options: Options) -> bool:
+    def per_token(self, stats: LipschitzStatistics, m: int | None) -> bool:
         """A head applied per token: ``m`` was read off the loader (examples per batch), and the largest batch
         reached the head as a whole multiple of it (examples x tokens rows)."""
-        rows, m = stats.batch_rows, options.batch_size
+        rows = stats.batch_rows
         return self.batch_size_inferred and m is not None and rows > m and rows % m == 0
 
-    def rows_per_batch(self, stats: LipschitzStatistics, options: Options) -> float:
-        """``m`` of the bound: the batch size, or every (example, token) row of a per-token head's batch."""
-        return stats.batch_rows if options.batch_size is None or self.per_token(stats, options) else options.batch_size
+    def rows_per_batch(self, stats: LipschitzStatistics, m: int | None) -> float:
+        """``m`` of the bound: the batch size ``m`` (None: the largest batch's rows), or every (example, token) row
+        of a per-token head's batch."""
+        return stats.batch_rows if m is None or self.per_token(stats, m) else m
 
-    def _check_batch_rows(self, stats: LipschitzStatistics, epoch: int, options: Options) -> None:
+    def _check_batch_rows(self, stats: LipschitzStatistics, epoch: int, m: int | None) -> None:
         """Warn (once) when the largest batch the statistics saw is not ``m`` rows."""
-        if options.batch_size is None or stats.batch_rows == options.batch_size or self._warned_batch_rows:
+        if m is None or stats.batch_rows == m or self._warned_batch_rows:
             return
-        if self.per_token(stats, options):
+        if self.per_token(stats, m):
             return
         self._warned_batch_rows = True
         warnings.warn(
             f"AdaptiveLR epoch {epoch}: the largest batch that reached the head had {stats.batch_rows} rows, but "
-            f"batch_size (m) is {options.batch_size}. K_z is the norm of a whole batch and the bound divides by m, so "
+            f"batch_size (m) is {m}. K_z is the norm of a whole batch and the bound divides by m, so "
             "the learning rate is wrong unless the statistics batches have the training batch size; give a loader "
             "with batch_size=m (or pass the batch_size the training loop uses)",
             RuntimeWarning,
@@ -128,8 +129,9 @@ class StatisticsSource:
 
         return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
-    def collect(self, epoch: int, options: Options) -> LipschitzStatistics | None:
-        """Epoch ``epoch``'s statistics (all-reduced over ranks when distributed); None with no loader at epoch 0."""
+    def collect(self, epoch: int, options: Options, m: int | None) -> LipschitzStatistics | None:
+        """Epoch ``epoch``'s statistics (all-reduced over ranks when distributed); None with no loader at epoch 0.
+        ``m``: the resolved batch size, against which the largest batch is checked."""
         distributed = self.is_distributed()
         if self.hook_removed and epoch > 0:
             raise RuntimeError(
@@ -177,14 +179,13 @@ class StatisticsSource:
                 "with statistics='hook', step() must follow an epoch of training forward passes; "
                 f"otherwise the loader is empty{frozen}{compiled}"
             )
-        self._check_batch_rows(stats, epoch, options)
+        self._check_batch_rows(stats, epoch, m)
         return stats
 
 
-def checked_loader(loader: Any, dataset: Any, options: Options, model: nn.Module, device: Any) -> tuple[Any, Options]:
-    """The statistics loader (built from ``dataset`` if given) and the options with ``warmup_epochs`` counted in its
-    batches. Refused: a loader and a dataset, no loader where one is needed, an iterator (used up after one pass);
-    a shuffling loader in reference mode is warned about."""
+def checked_loader(loader: Any, dataset: Any, options: Options, model: nn.Module, device: Any) -> Any:
+    """The statistics loader (built from ``dataset`` if given). Refused: a loader and a dataset, no loader where one
+    is needed, an iterator (used up after one pass); a shuffling loader in reference mode is warned about."""
     if dataset is not None:
         if loader is not None:
             raise ValueError("give the statistics a loader or a dataset, not both")
@@ -192,14 +193,6 @@ def checked_loader(loader: Any, dataset: Any, options: Options, model: nn.Module
             raise ValueError("dataset= requires batch_size (m, the training batch size), got batch_size=None")
         device_for_loader = device if device is not None else model_device(unwrap_model(model))
         loader = statistics_loader(dataset, options.batch_size, device_for_loader)
-    if options.warmup_epochs:
-        batches = loader_length(loader)
-        if batches is None:
-            raise ValueError(
-                "warmup_epochs counts epochs in the statistics loader's batches, which this loader does not say "
-                f"(no len()); give warmup_steps=<optimizer steps> instead, got warmup_epochs={options.warmup_epochs}"
-            )
-        options = options.replace(warmup_steps=options.warmup_epochs * batches, warmup_epochs=0)
     if isinstance(loader, Iterator):
         raise ValueError(
             f"the statistics loader is an iterator ({type(loader).__name__}): it is used up after one pass, so "
@@ -219,4 +212,4 @@ def checked_loader(loader: Any, dataset: Any, options: Options, model: nn.Module
             "training set (shuffle=False, no augmentation) at the training batch size",
             stacklevel=user_stacklevel(),
         )
-    return loader, options
+    return loader

@@ -1025,7 +1025,8 @@ def test_warmup_over_epochs_counts_the_loaders_batches():
     model = make_model()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     sched = AdaptiveLR(opt, model, make_data(), num_classes=K_CLASSES, warmup_epochs=2)  # 4 batches an epoch
-    assert sched.warmup_steps == 8 and opt.param_groups[0]["lr"] == pytest.approx(sched.history[0].lr / 8)
+    assert sched.warmup_epochs == 2 and sched.resolved.warmup_steps == 8
+    assert opt.param_groups[0]["lr"] == pytest.approx(sched.history[0].lr / 8)
     with pytest.raises(ValueError, match="give warmup_steps or warmup_epochs, not both"):
         AdaptiveLR(opt, model, make_data(), num_classes=K_CLASSES, warmup_epochs=2, warmup_steps=3)
 

@@ -11,6 +11,7 @@ from torch import nn
 
 from lipschitz_lr import AdaptiveLR, Options
 from lipschitz_lr.options import GROUPS, names
+from lipschitz_lr.records import Resolved
 
 
 def _scheduler(**options):
@@ -34,9 +35,8 @@ def test_the_keywords_attributes_docstring_and_state_derive_from_the_one_list():
         assert f"            {name}: " in doc and getattr(sched, name) == getattr(sched.options, name)
     state = sched.state_dict()
     assert set(names()) <= set(state) and json.loads(json.dumps(state))["weight_decay"] == 1e-3
-    assert (
-        sched.min_lr == (0.0,) and sched.max_lr == (float("inf"),) and sched.batch_size is None
-    )  # resolved (a list: m read per batch)
+    assert sched.min_lr is None and sched.max_lr is None and sched.batch_size is None  # as given
+    assert sched.resolved == Resolved(min_lr=(0.0,), max_lr=(float("inf"),), batch_size=None, warmup_steps=2)
     with pytest.raises(AttributeError):
         sched.weight_decay = 0.5  # read-only: options change through load_state_dict
 
@@ -62,11 +62,33 @@ def test_a_state_saved_before_the_options_object_still_loads():
     """Per-group clamps were saved as min_lrs/max_lrs, and statistics/warmup_epochs were not saved."""
     sched = _scheduler()
     state = sched.state_dict()
-    old = {k: v for k, v in state.items() if k not in ("min_lr", "max_lr", "statistics", "warmup_epochs")}
+    old = {k: v for k, v in state.items() if k not in ("min_lr", "max_lr", "statistics", "warmup_epochs", "resolved")}
     old.update(min_lrs=[0.0], max_lrs=[1.0])
     fresh = _scheduler()
-    with pytest.warns(UserWarning, match=r"max_lr \(inf,\) -> \(1.0,\)"):
+    with pytest.warns(UserWarning, match=r"max_lr None -> \(1.0,\)"):
         fresh.load_state_dict(old)
-    assert fresh.max_lr == (1.0,)
+    assert fresh.max_lr == (1.0,) and fresh.resolved.max_lr == (1.0,)  # its options were the resolved values
     with pytest.raises(ValueError, match="saved with statistics='hook' into an AdaptiveLR with statistics='reference'"):
         fresh.load_state_dict({**state, "statistics": "hook"})
+
+
+def test_options_read_back_as_given_and_what_they_come_to_is_a_record_of_its_own():
+    """warmup_epochs stays warmup_epochs and one min_lr stays one value; the steps, the per-group clamps and m are
+    in ``resolved``, which a state_dict carries (a group added later keeps its unclamped rate after a resume)."""
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(40, 4), torch.randint(0, 3, (40,))),
+                                       batch_size=8)  # fmt: skip
+    weights, biases = [model[0].weight, model[2].weight], [model[0].bias, model[2].bias]
+    opt = torch.optim.SGD([{"params": weights, "lr": 0.1}, {"params": biases, "lr": 0.05}])
+    sched = AdaptiveLR(opt, model, data, num_classes=3, warmup_epochs=1, min_lr=0.01)
+    assert (sched.warmup_epochs, sched.warmup_steps, sched.min_lr) == (1, 0, 0.01)
+    assert sched.options == Options(num_classes=3, warmup_epochs=1, min_lr=0.01)
+    assert sched.resolved == Resolved(min_lr=(0.01, 0.005), max_lr=(float("inf"),) * 2, batch_size=8, warmup_steps=5)
+    extra = nn.Parameter(torch.zeros(3))
+    opt.add_param_group({"params": [extra], "lr": 0.1})
+    opt.step()  # takes in the added group
+    assert sched.resolved.min_lr == (0.01, 0.005, 0.0)
+    state = json.loads(json.dumps(sched.state_dict()))
+    resumed = AdaptiveLR(opt, model, data, num_classes=3, warmup_epochs=1, min_lr=0.01)
+    resumed.load_state_dict(state)
+    assert resumed.options == sched.options and resumed.resolved == sched.resolved

@@ -156,7 +156,7 @@ def test_recalibrated_evaluation_leaves_training_as_it_was(tmp_path, data_dir):
 def test_the_no_tuning_preset_warms_up_over_the_first_epoch_and_trains(tmp_path, data_dir):
     config = load_config("mnist_sgd_preset").replace(**TINY)  # mnist_sgd with warmup_epochs = 1 (test_config)
     trainer = Trainer(config, RunOptions(out_dir=tmp_path, data_dir=data_dir, progress=False, tensorboard=False))
-    assert trainer.adaptive.warmup_steps == len(trainer.train_loader) == 4
+    assert trainer.adaptive.resolved.warmup_steps == len(trainer.train_loader) == 4
     assert trainer.adaptive.batchnorm == "running"
     target = trainer.adaptive.history[-1].lr
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(target / 4)  # the first step's rate

@@ -30,7 +30,10 @@ def test_torchvision_with_the_defaults(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     namespace = run_snippet("torchvision and timm", {"__name__": "readme"})
     scheduler, model = namespace["scheduler"], namespace["model"]
-    assert scheduler._head is model.classifier[3] and scheduler.warmup_steps == 4
+    assert scheduler._head is model.classifier[3] and (scheduler.warmup_epochs, scheduler.resolved.warmup_steps) == (
+        1,
+        4,
+    )
     assert len(scheduler.history) == 3 and all(1e-6 <= r.lr <= 1e3 for r in scheduler.history)
 
 
