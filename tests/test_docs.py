@@ -36,6 +36,26 @@ def test_every_relative_link_resolves():
             assert (page.parent / target).exists(), f"{page.relative_to(REPO)} links to {target}, which does not exist"
 
 
+#: A pointer in a docstring or comment to a section of a page: ``docs/fidelity.md, "Reference mode and clean mode"``.
+POINTER = re.compile(r'((?:README|CONTRIBUTING)(?:\.md)?|docs/\w+\.md),? "([^"]+)"')
+SOURCES = ["lipschitz_lr", "experiments", "paper_figures", "benchmarks", "notebooks"]
+
+
+def test_every_section_the_code_points_at_exists():
+    """The code names a page and its section; both must exist (sections move: the pointer must follow)."""
+    pointers = 0
+    for folder in SOURCES:
+        for path in sorted((REPO / folder).rglob("*.py")):
+            for page, section in POINTER.findall(path.read_text()):
+                pointers += 1
+                page = page if page.endswith(".md") else f"{page}.md"
+                headings = [
+                    line.lstrip("#").strip() for line in (REPO / page).read_text().splitlines() if line.startswith("#")
+                ]
+                assert section in headings, f"{path.relative_to(REPO)} points at {page}, {section!r}: no such section"
+    assert pointers >= 5  # the pattern still finds the pointers
+
+
 def test_the_options_page_is_generated_from_the_options():
     from lipschitz_lr.options import names, options_markdown
 

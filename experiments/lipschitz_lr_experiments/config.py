@@ -231,7 +231,7 @@ def _required(f: dataclasses.Field[Any]) -> bool:
 
 def clean_variant(config: ExperimentConfig) -> ExperimentConfig:
     """The clean variant of a faithful LipschitzLR config: the same run without the authors' hidden
-    per-iteration Keras decay (README, "Reference mode and clean mode"), named ``<name>_clean``."""
+    per-iteration Keras decay (docs/fidelity.md, "Reference mode and clean mode"), named ``<name>_clean``."""
     if not _has_clean_variant(config):
         raise ConfigError(
             f"{config.name!r} has no clean variant: only LipschitzLR configs with keras_decay = true have one"

@@ -6,7 +6,7 @@
 ``keras/backend/tensorflow_backend.py``, ``categorical_crossentropy``: ``tf.clip_by_value(output,
 _epsilon, 1. - _epsilon)``). An example whose true class has ``p < 1e-7`` (or ``p > 1 - 1e-7``)
 contributes a constant and no gradient. At the learning rates LipschitzLR picks on MNIST (2-3),
-this cut is what keeps reference SGD from diverging (see the README).
+this cut is what keeps reference SGD from diverging (docs/fidelity.md, "Reference mode and clean mode").
 
 ``cross_entropy`` is ``torch.nn.functional.cross_entropy`` (no cut): the clean choice.
 

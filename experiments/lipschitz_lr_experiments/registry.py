@@ -3,7 +3,7 @@
 The harness has five: :data:`lipschitz_lr_experiments.models.MODELS`, :data:`lipschitz_lr_experiments.data.DATASETS`,
 :data:`lipschitz_lr_experiments.losses.LOSSES`, :data:`lipschitz_lr_experiments.optimizers.OPTIMIZERS` and
 :data:`lipschitz_lr_experiments.schedules.SCHEDULES` (the library has its own two: loss bounds and variants).
-A config names an entry of each; README "Extending" says where each lives and which test to touch.
+A config names an entry of each; CONTRIBUTING.md, "Extending", says where each lives and which test to touch.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from .plots import METHOD_COLOURS, plot_comparison
 
 # Faithful LipschitzLR SGD beside the paper's fixed-LR SGD baseline.
 RUNS = (("mnist_sgd", "LipschitzLR (SGD)"), ("mnist_sgd_baseline", "SGD, fixed lr 0.01"))
-# The 20-epoch runs of the same two configs on the full training set (README, "Results").
+# The 20-epoch runs of the same two configs on the full training set (README.md, "Results").
 RESULTS = Path(__file__).resolve().parents[2] / "results" / "mnist"
 
 

@@ -9,7 +9,7 @@ does not include. We follow that file's 2018 layout: convs he_normal without bia
 on the first conv and the transition convs only, BatchNormalization(epsilon=1.1e-5) with Keras'
 momentum 0.99, a glorot_uniform Dense head. An older version of the same file (he_uniform, l2 on
 every conv, on BN gamma/beta and on the head, BN epsilon 1e-3) differs; which one the authors
-ran cannot be read from their repository (see the README).
+ran cannot be read from their repository (docs/fidelity.md, "Where we deviate, and why").
 """
 
 from __future__ import annotations
