@@ -30,3 +30,9 @@ def test_notebook_executes(path, data_dir, monkeypatch):
     ).execute()
     errors = [o for c in notebook.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
+
+
+def test_the_quickstart_uses_the_library_alone():
+    """The quickstart is for practitioners: lipschitz_lr, torch and torchvision, not the paper's harness."""
+    source = "\n".join(cell.source for cell in nbformat.read(NOTEBOOKS[0], as_version=4).cells)
+    assert "from lipschitz_lr import AdaptiveLR" in source and "lipschitz_lr_experiments" not in source
