@@ -483,6 +483,37 @@ def rate_table(results: list[dict]) -> list[str]:
     return rows
 
 
+#: The tuned schedules (fixed-rate SGD with momentum, the rate swept on seed 0) and the learning-rate-free peers;
+#: every other method is a LipschitzLR configuration.
+TUNED = ("constant", "step", "cosine", "onecycle")
+PEERS = ("d-adapt sgd", "d-adapt adam", "prodigy", "schedule-free sgd", "schedule-free adamw", "dog", "momo", "cocob")
+
+
+def method_styles(methods: list[str]) -> dict[str, tuple[str, tuple[float, ...]]]:
+    """Each method's label and colour, the same in every panel: LipschitzLR's configurations in blues and labelled
+    as LipschitzLR's (the preset says it is one), the tuned schedules in oranges, each peer its own hue (never a grey,
+    the sweep's colour)."""
+    import matplotlib
+
+    families = {
+        "lipschitz": [m for m in methods if m not in TUNED and m not in PEERS],
+        "tuned": [m for m in methods if m in TUNED],
+        "peers": [m for m in methods if m in PEERS],
+    }
+    blues, oranges, hues = matplotlib.colormaps["Blues"], matplotlib.colormaps["Oranges"], matplotlib.colormaps["tab10"]
+    styles = {}
+    for i, method in enumerate(families["lipschitz"]):
+        label = method if method.startswith("lipschitz") else f"lipschitz ({method})"
+        label = label.replace("(sgd + warm-up)", "(sgd + warm-up: the preset)")
+        styles[method] = (label, blues(0.45 + 0.5 * i / max(1, len(families["lipschitz"]) - 1)))
+    for i, method in enumerate(families["tuned"]):
+        styles[method] = (f"{method} (tuned)", oranges(0.4 + 0.5 * i / max(1, len(families["tuned"]) - 1)))
+    own = [hues(i) for i in (2, 3, 4, 5, 6, 8, 9)] + [(0.0, 0.0, 0.0, 1.0)]  # tab10 less blue, orange, grey; black
+    for i, method in enumerate(families["peers"]):
+        styles[method] = (method, own[i % len(own)])
+    return styles
+
+
 def draw(results: list[dict], args: argparse.Namespace, path: Path) -> None:
     """Two panels: mean epochs to the first ``--report`` target per method (the sweep's epochs stacked on
     the tuned baselines; a method that never reached it drawn hatched at ``--max-epochs``; the mean over
@@ -494,9 +525,10 @@ def draw(results: list[dict], args: argparse.Namespace, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     target = args.report[0]
-    fig, (bars, curves) = plt.subplots(1, 2, figsize=(13, 0.35 * len(results) + 2.5))
-    colors = plt.get_cmap("tab20")
+    fig, (bars, curves) = plt.subplots(1, 2, figsize=(15, 0.35 * len(results) + 2.5))
+    styles = method_styles([result["method"] for result in results])
     for position, result in enumerate(results):
+        label_of, color = styles[result["method"]]
         runs = [run for run in result["runs"] or [] if run is not None]
         if not runs:
             bars.text(0.1, position, "not run", va="center", fontsize=8)
@@ -504,7 +536,7 @@ def draw(results: list[dict], args: argparse.Namespace, path: Path) -> None:
         reached = [epochs_to(run, target) for run in runs]
         reached = [value for value in reached if isinstance(value, int)]
         mean = statistics.mean(reached) if reached else args.max_epochs
-        bars.barh(position, mean, color=colors(position % 20), hatch=None if reached else "//")
+        bars.barh(position, mean, color=color, hatch=None if reached else "//")
         label = f"{mean:.1f}" if reached else "not reached"
         sweep = result["sweep_epochs"] or 0
         if sweep:
@@ -516,16 +548,19 @@ def draw(results: list[dict], args: argparse.Namespace, path: Path) -> None:
         with_rates = [run for run in runs if "lrs" in run]
         if with_rates:
             rates = with_rates[0]["lrs"]
-            curves.plot(
-                range(1, len(rates) + 1), rates, marker="o", color=colors(position % 20), label=result["method"]
-            )
-    bars.set_yticks(range(len(results)), [result["method"] for result in results])
+            curves.plot(range(1, len(rates) + 1), rates, marker="o", color=color, label=label_of)
+    bars.set_yticks(range(len(results)), [styles[result["method"]][0] for result in results])
     bars.invert_yaxis()
     bars.set_xlabel(f"epochs to {100 * target:g}% test accuracy (mean over seeds; grey: the sweep's epochs)")
     curves.set_yscale("log")
     curves.set_xlabel("epoch")
     curves.set_ylabel("learning rate used (a peer's own step size)")
-    curves.legend(fontsize=7)
+    curves.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    devices = sorted({run.get("device", "?") for result in results for run in result["runs"] or [] if run})
+    fig.suptitle(
+        f"MNIST CNN: epochs to {100 * target:g}% test accuracy, seeds {', '.join(map(str, args.seeds))}, "
+        f"{'/'.join(devices)} (blue: LipschitzLR; orange: tuned schedules; the rest: learning-rate-free peers)"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

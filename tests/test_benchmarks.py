@@ -259,3 +259,17 @@ def test_defaults_that_train_records_runs_and_prints_the_file_as_a_table(tmp_pat
     assert table[2:] == live.splitlines()[2:3] + rerun.splitlines()[2:]
     missing = subprocess.run([*script, "table"], cwd=REPO, capture_output=True, text=True)
     assert missing.returncode == 2 and "table needs --out FILE" in missing.stderr
+
+
+def test_the_head_to_heads_figure_gives_each_method_its_own_colour_and_names_lipschitzlr_configurations():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("time_to_accuracy", REPO / "benchmarks" / "time_to_accuracy.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    styles = module.method_styles(list(module.METHODS))
+    colours = [tuple(round(c, 6) for c in colour) for _, colour in styles.values()]
+    assert len(set(colours)) == len(module.METHODS)  # one colour per method
+    assert all(not (r == g == b and r > 0) for r, g, b, _ in colours)  # no grey: the sweep's bars are grey
+    assert styles["sgd + warm-up"][0] == "lipschitz (sgd + warm-up: the preset)"
+    assert styles["constant"][0] == "constant (tuned)" and styles["dog"][0] == "dog"
