@@ -65,7 +65,7 @@ class Resolved:
             value = saved[key]
             if not isinstance(value, (list, tuple)) or len(value) != n_groups:
                 raise ValueError(f"state_dict[{key!r}] must hold one clamp per param group ({n_groups}), got {value!r}")
-            clamps[key] = tuple(finite_or_inf(key, v) for v in value)
+            clamps[key] = tuple(_clamp(key, v) for v in value)
         batch_size = saved["batch_size"]
         return cls(
             min_lr=clamps["min_lr"],
@@ -75,7 +75,7 @@ class Resolved:
         )
 
 
-def finite_or_inf(name: str, value: Any) -> float:
+def _clamp(name: str, value: Any) -> float:
     """A clamp: a non-negative number, ``inf`` allowed."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value < 0:
         raise ValueError(f"state_dict[{name!r}] holds {value!r}, expected non-negative numbers")
