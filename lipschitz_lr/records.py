@@ -10,6 +10,7 @@ from typing import Any
 
 from ._checks import finite_nonnegative, integer
 from .options import Options, names
+from .options import _clamp as clamp
 
 __all__ = ["RUNNING_STATE", "EpochRecord", "Resolved", "checked_state", "restored_options", "upgraded_state"]
 
@@ -65,7 +66,7 @@ class Resolved:
             value = saved[key]
             if not isinstance(value, (list, tuple)) or len(value) != n_groups:
                 raise ValueError(f"state_dict[{key!r}] must hold one clamp per param group ({n_groups}), got {value!r}")
-            clamps[key] = tuple(_clamp(key, v) for v in value)
+            clamps[key] = clamp(key, tuple(value))  # the option's own check: numbers >= 0, inf allowed
         batch_size = saved["batch_size"]
         return cls(
             min_lr=clamps["min_lr"],
@@ -73,13 +74,6 @@ class Resolved:
             batch_size=None if batch_size is None else integer("batch_size", batch_size, 1),
             warmup_steps=integer("warmup_steps", saved["warmup_steps"], 0),
         )
-
-
-def _clamp(name: str, value: Any) -> float:
-    """A clamp: a non-negative number, ``inf`` allowed."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value < 0:
-        raise ValueError(f"state_dict[{name!r}] holds {value!r}, expected non-negative numbers")
-    return float(value)
 
 
 @dataclass(frozen=True)
