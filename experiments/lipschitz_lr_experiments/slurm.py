@@ -73,9 +73,9 @@ class JobRequest:
         return parameters
 
 
-def _sinfo(partition: str | None, field_format: str) -> list[str]:
-    """One ``sinfo`` column for the partition's nodes (the default partition when None)."""
-    command = ["sinfo", "-h", "-N", "-o", field_format]
+def _sinfo(partition: str | None) -> list[tuple[str, str]]:
+    """``(CPUs, GRES)`` of each of the partition's nodes (the default partition when None), from one ``sinfo``."""
+    command = ["sinfo", "-h", "-N", "-o", "%c %G"]
     if partition:
         command += ["-p", partition]
     try:
@@ -85,14 +85,15 @@ def _sinfo(partition: str | None, field_format: str) -> list[str]:
     if result.returncode != 0:
         message = " ".join(result.stderr.split()) or f"exit {result.returncode}"
         raise ConfigError(f"sinfo failed ({message}): is this a SLURM login node (SLURM_CONF)?")
-    return [line.strip() for line in result.stdout.splitlines() if line.strip()]
+    return [(fields[0], fields[1]) for line in result.stdout.splitlines() if len(fields := line.split()) == 2]
 
 
 def check_request(request: JobRequest) -> tuple[int, int]:
     """The (GPUs, CPUs per task) to ask for: the request's, else the defaults for the partition; refused (one line,
     naming both numbers) where the partition's nodes cannot hold them."""
     where = f"partition {request.partition!r}" if request.partition else "the default partition"
-    cpus_per_node = [int(value) for value in _sinfo(request.partition, "%c") if value.isdigit()]
+    nodes = _sinfo(request.partition)
+    cpus_per_node = [int(cpus) for cpus, _ in nodes if cpus.isdigit()]
     if not cpus_per_node:
         raise ConfigError(f"sinfo shows no node in {where}")
     largest = max(cpus_per_node)
@@ -102,7 +103,7 @@ def check_request(request: JobRequest) -> tuple[int, int]:
             f"--slurm-cpus {cpus} is more than the {largest} CPUs of the largest node in {where}: SLURM would accept "
             "the job and let it pend forever; ask for at most that many"
         )
-    has_gpus = any("gpu" in gres for gres in _sinfo(request.partition, "%G"))
+    has_gpus = any("gpu" in gres for _, gres in nodes)
     gpus = request.gpus if request.gpus is not None else int(has_gpus)
     if gpus and not has_gpus:
         raise ConfigError(
@@ -153,11 +154,12 @@ def queue_states(job_ids: Sequence[str]) -> dict[str, tuple[str, str, int]]:
 def live_jobs(cell_dirs: Sequence[Path]) -> dict[Path, LiveJob]:
     """The cells whose recorded job is still in the queue."""
     records = {cell_dir: record for cell_dir in cell_dirs if (record := _recorded(cell_dir)) is not None}
-    states = queue_states([str(record["job_id"]) for record in records.values()])
+    job_ids = {cell_dir: str(record["job_id"]) for cell_dir, record in records.items()}
+    states = queue_states(list(job_ids.values()))
     return {
-        cell_dir: LiveJob(str(record["job_id"]), Path(record["folder"]), *states[str(record["job_id"])])
-        for cell_dir, record in records.items()
-        if str(record["job_id"]) in states and states[str(record["job_id"])][0] in LIVE_STATES
+        cell_dir: LiveJob(job_id, Path(records[cell_dir]["folder"]), *states[job_id])
+        for cell_dir, job_id in job_ids.items()
+        if job_id in states and states[job_id][0] in LIVE_STATES
     }
 
 
