@@ -429,9 +429,12 @@ class Trainer:
             }
             evaluated = self.average.module if self.average is not None else self.net
             limit = self.recalibration_batches(swapped)
+            if not limit and evaluated is self.net:
+                return row  # the weights as trained, evaluated as they are: the paper's evaluation
             batches = TensorBatches(self.train_loader.images, self.train_loader.labels, self.config.batch_size)
             with kept_batchnorm_statistics(evaluated):
-                if (limit and recalibrate_batchnorm(evaluated, batches, amp, limit)) or evaluated is not self.net:
+                recalibrated = bool(limit) and recalibrate_batchnorm(evaluated, batches, amp, limit)
+                if recalibrated or evaluated is not self.net:
                     row["test_loss"], row["test_acc"] = evaluate(evaluated, images, labels, amp, loss_fn)
             return row
         finally:
