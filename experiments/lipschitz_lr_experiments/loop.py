@@ -1,5 +1,15 @@
 """The epoch loop: one optimizer step, one training epoch, and the evaluation of a split.
 
+One training step, in the order it happens (:func:`train_step`, then :func:`train_epoch`):
+
+1. ``optimizer.zero_grad()``; the forward pass under autocast; the loss; ``backward()`` (scaled under fp16).
+2. ``scaler.step(optimizer)``: the optimizer's step, unless fp16's GradScaler found an inf or NaN gradient
+   and skips it. The optimizer's own step hooks run inside it (AdaptiveLR's: its warm-up and Keras decay factor
+   before, its hook statistics after).
+3. ``scaler.update()``; then, only for a step taken, ``after_step()``: the trainer's weight average and
+   the schedule's ``step_update`` (a per-step schedule, LipschitzLR's ``update_every``), so a per-step schedule
+   sees the step's statistics already gathered and counts the steps AdaptiveLR's hooks count.
+
 The benchmarks time :func:`train_step` itself, so what they measure is what the trainer runs.
 """
 
@@ -29,10 +39,11 @@ def train_step(
     channels_last: bool = False,
     loss_fn: LossFn = F.cross_entropy,
     takes_loss: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimizer step; returns (loss, logits). ``loss_fn(logits, targets)`` is a training loss
+) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """One optimizer step; returns (loss, logits, taken). ``loss_fn(logits, targets)`` is a training loss
     of :data:`lipschitz_lr_experiments.losses.LOSSES`; ``takes_loss``: ``optimizer.step(loss=loss)``
-    (MoMo, whose step size needs the batch's loss)."""
+    (MoMo, whose step size needs the batch's loss). ``taken`` is False for a step fp16's GradScaler skipped
+    (its scale fell: it halves the scale exactly when it skips; reading the scale syncs, under fp16 only)."""
     if channels_last and x.dim() == 4:
         x = x.contiguous(memory_format=torch.channels_last)
     optimizer.zero_grad(set_to_none=True)
@@ -40,9 +51,10 @@ def train_step(
         logits = model(x)
         loss = loss_fn(logits.float(), y)
     scaler.scale(loss).backward()
+    scale = scaler.get_scale() if scaler.is_enabled() else None
     scaler.step(optimizer, **({"loss": loss.detach()} if takes_loss else {}))
     scaler.update()
-    return loss, logits
+    return loss, logits, scale is None or scaler.get_scale() >= scale
 
 
 def train_epoch(
@@ -60,29 +72,26 @@ def train_epoch(
 ) -> tuple[float, float, int]:
     """Train one epoch over ``batches``; returns (summed loss, number correct, examples) of this process.
 
-    ``after_step()`` runs after every optimizer step taken (a per-step schedule): not after a step that
-    fp16's GradScaler skipped for an inf or NaN gradient, so a per-step schedule counts the same steps as
-    AdaptiveLR's Keras decay (an optimizer step hook) does. ``progress(step, mean_loss, accuracy)`` is
-    called every 10 steps and at the last (it reads device values: a sync).
+    ``after_step()`` runs after every optimizer step taken, once the step and the scaler's update are done
+    (the module's step 3): not after a step that fp16's GradScaler skipped for an inf or NaN gradient, so a
+    per-step schedule counts the same steps as AdaptiveLR's Keras decay (an optimizer step hook) does.
+    ``progress(step, mean_loss, accuracy)`` is called every 10 steps and at the last (it reads device values:
+    a sync).
     """
-    # on the optimizer's own step: a step the GradScaler skips never calls optimizer.step(), nor this
-    handle = optimizer.register_step_post_hook(lambda *_: after_step()) if after_step is not None else None
     model.train()
     loss_sum = torch.zeros((), dtype=torch.float64, device=batches.images.device)
     correct = torch.zeros((), dtype=torch.long, device=batches.images.device)
     seen = 0
     last = len(batches) - 1
-    try:
-        for step, (x, y) in enumerate(batches):
-            loss, logits = train_step(model, optimizer, scaler, x, y, amp, channels_last, loss_fn, takes_loss)
-            loss_sum += loss.detach().double() * y.shape[0]
-            correct += (logits.argmax(dim=1) == y).sum()
-            seen += y.shape[0]
-            if progress is not None and (step % 10 == 0 or step == last):
-                progress(step, float(loss_sum) / seen, float(correct) / seen)
-    finally:
-        if handle is not None:
-            handle.remove()
+    for step, (x, y) in enumerate(batches):
+        loss, logits, taken = train_step(model, optimizer, scaler, x, y, amp, channels_last, loss_fn, takes_loss)
+        if taken and after_step is not None:
+            after_step()
+        loss_sum += loss.detach().double() * y.shape[0]
+        correct += (logits.argmax(dim=1) == y).sum()
+        seen += y.shape[0]
+        if progress is not None and (step % 10 == 0 or step == last):
+            progress(step, float(loss_sum) / seen, float(correct) / seen)
     return float(loss_sum), float(correct), seen
 
 
@@ -155,3 +164,29 @@ def kept_batchnorm_statistics(model: nn.Module) -> Iterator[None]:
         for layer, buffers in zip(batchnorm_layers(model), saved, strict=True):
             for name, value in buffers.items():
                 getattr(layer, name).copy_(value)
+
+
+def evaluate_protocol(
+    trained: nn.Module,
+    evaluated: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    recalibration: TensorBatches,
+    limit: int,
+    amp: str = "off",
+    loss_fn: LossFn = F.cross_entropy,
+) -> dict[str, float]:
+    """Test loss and accuracy two ways: ``*_as_trained``, the ``trained`` network with BatchNorm's running
+    statistics as training left them (the paper's evaluation), and ``test_*``, the ``evaluated`` network (the
+    trained one, or an average of its weights) with BatchNorm recalibrated over the first ``limit`` batches of
+    ``recalibration`` (none for ``limit=0``; then the same values where ``evaluated`` is ``trained``). BatchNorm's
+    statistics are put back afterwards (:func:`kept_batchnorm_statistics`)."""
+    loss, accuracy = evaluate(trained, images, labels, amp, loss_fn)
+    row = {"test_loss": loss, "test_acc": accuracy, "test_loss_as_trained": loss, "test_acc_as_trained": accuracy}
+    if not limit and evaluated is trained:
+        return row  # before copying any statistics: the paper's evaluation costs one pass
+    with kept_batchnorm_statistics(evaluated):
+        recalibrated = bool(limit) and recalibrate_batchnorm(evaluated, recalibration, amp, limit)
+        if recalibrated or evaluated is not trained:
+            row["test_loss"], row["test_acc"] = evaluate(evaluated, images, labels, amp, loss_fn)
+    return row

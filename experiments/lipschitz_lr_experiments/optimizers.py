@@ -7,10 +7,11 @@ package's default).
 Each entry names the LipschitzLR variant (:data:`lipschitz_lr.variants.VARIANTS`) whose learning
 rate assumes it, or none: ``schedule = "lipschitz"`` needs an optimiser that has one.
 
-The trainer drives every optimiser through the same calls: ``optimizer.train()`` before a training
-epoch and ``optimizer.eval()`` before evaluation where the optimiser has them (Schedule-Free, and DoG
-with its averager: the model then holds the averaged weights), the loss passed to ``step`` where
-the spec says ``takes_loss`` (MoMo), and the history's ``lr`` read by the spec's ``rate``.
+The trainer drives every optimiser through one :class:`OptimizerAdapter` (``spec.adapt(optimizer)``):
+``train()`` before a training epoch and ``eval()`` before evaluation where the optimiser has them
+(Schedule-Free, and DoG with its averager: the model then holds the averaged weights), the loss passed to
+``step`` where the spec says ``takes_loss`` (MoMo), the history's ``lr`` read by the spec's ``rate``, and what
+the progress bar shows. The trainer never asks which optimiser it has.
 """
 
 from __future__ import annotations
@@ -77,6 +78,43 @@ class OptimizerSpec:
     package: str | None = None
     takes_loss: bool = False
     rate: Rate | None = None
+
+    def adapt(self, optimizer: Optimizer) -> OptimizerAdapter:
+        """The trainer's handle on ``optimizer``, built by this spec."""
+        return OptimizerAdapter(optimizer, self)
+
+
+@dataclass(frozen=True)
+class OptimizerAdapter:
+    """What the trainer asks of an optimiser, whichever it is: its mode, its rate, what the progress bar shows."""
+
+    optimizer: Optimizer
+    spec: OptimizerSpec
+
+    @property
+    def takes_loss(self) -> bool:
+        """``step(loss=...)`` needs the batch's loss (MoMo)."""
+        return self.spec.takes_loss
+
+    @property
+    def has_modes(self) -> bool:
+        """The optimiser has ``train()``/``eval()``: it evaluates other weights than it trains."""
+        return callable(getattr(self.optimizer, "eval", None))
+
+    def mode(self, mode: str) -> bool:
+        """``train``/``eval`` mode (:func:`switch`); returns whether the optimiser has modes (it then swaps
+        the model's weights for evaluation)."""
+        return switch(self.optimizer, mode)
+
+    def rate(self, scheduled: float, steps: int) -> float:
+        """The history's ``lr`` for the epoch just trained over ``steps`` steps: the peer's own step size where
+        it adapts one (``spec.rate``), else ``scheduled``, the rate the schedule set for the epoch."""
+        return scheduled if self.spec.rate is None else self.spec.rate(self.optimizer, steps)
+
+    def shown(self) -> dict[str, str]:
+        """The progress bar's ``lr`` now: the first group's (COCOB bets per coordinate: none shown)."""
+        rate = self.optimizer.param_groups[0].get("lr")
+        return {} if rate is None else {"lr": f"{float(rate):.4g}"}
 
 
 def _external(package: str, class_name: str, rate: Rate | None = None, **spec: Any) -> OptimizerSpec:

@@ -1,9 +1,11 @@
 """The one interface the trainer steps every schedule through, LipschitzLR and the Keras decay included.
 
 timm's two-call contract: :meth:`Stepper.step_update` after every optimizer step taken (``num_updates``
-counts the run's steps) and :meth:`Stepper.step` after each epoch's evaluation (with the epoch's
-training loss, for ``ReduceLROnPlateau``). :meth:`Stepper.epoch_start` says what the history records
-for the epoch about to train (its learning rate and, for LipschitzLR, its statistics), and
+counts the run's steps; see :mod:`lipschitz_lr_experiments.loop` for where in the step) and
+:meth:`Stepper.step` after each epoch's evaluation (with the epoch's training loss, for
+``ReduceLROnPlateau``). :meth:`Stepper.epoch_start` says what the history records for the epoch about to
+train (its learning rate and any column of :data:`~lipschitz_lr_experiments.history.HISTORY_FIELDS` the
+schedule fills: LipschitzLR's statistics), :meth:`Stepper.shown` what the progress bar adds, and
 :meth:`Stepper.checkpoint`/:meth:`Stepper.restore` carry the state through a checkpoint's ``adaptive``
 and ``schedule`` entries. The schedule registry (:mod:`lipschitz_lr_experiments.schedules`) builds one
 for every schedule; the trainer never asks which.
@@ -32,9 +34,6 @@ def group_lr(optimizer: Optimizer) -> float:
 class Stepper:
     """A fixed learning rate: every call a no-op. The base of the others."""
 
-    #: The AdaptiveLR behind a LipschitzLR schedule (None for the others).
-    adaptive: AdaptiveLR | None = None
-
     def __init__(self, optimizer: Optimizer) -> None:
         self.optimizer = optimizer
 
@@ -45,8 +44,12 @@ class Stepper:
         """After epoch ``epoch`` (1-based) is trained and evaluated; ``metric`` is its training loss."""
 
     def epoch_start(self) -> dict[str, float | None]:
-        """The history's ``lr``, ``k_z``, ``max_weight_norm`` and ``k`` for the epoch about to train."""
-        return {"lr": group_lr(self.optimizer), "k_z": None, "max_weight_norm": None, "k": None}
+        """The history's ``lr`` for the epoch about to train, and any other column the schedule fills."""
+        return {"lr": group_lr(self.optimizer)}
+
+    def shown(self) -> dict[str, str]:
+        """What the progress bar shows of the schedule besides the rate (nothing here)."""
+        return {}
 
     def checkpoint(self) -> dict[str, Any]:
         """The checkpoint's ``adaptive`` and ``schedule`` entries."""
@@ -82,7 +85,10 @@ class TorchStepper(Stepper):
 
 
 class LipschitzStepper(Stepper):
-    """LipschitzLR: ``adaptive.step()`` once per epoch, or every ``update_every`` optimizer steps of the run."""
+    """LipschitzLR: ``adaptive.step()`` once per epoch, or every ``update_every`` optimizer steps of the run.
+
+    ``adaptive`` is the :class:`~lipschitz_lr.AdaptiveLR` (its history, its options): ``trainer.schedule.adaptive``.
+    """
 
     def __init__(self, optimizer: Optimizer, adaptive: AdaptiveLR, update_every: int | None) -> None:
         super().__init__(optimizer)
@@ -99,6 +105,9 @@ class LipschitzStepper(Stepper):
     def epoch_start(self) -> dict[str, float | None]:
         record = self.adaptive.history[-1]
         return {"lr": record.lr, "k_z": record.k_z, "max_weight_norm": record.max_weight_norm, "k": record.k}
+
+    def shown(self) -> dict[str, str]:
+        return {"K": f"{self.adaptive.history[-1].k:.4g}"}
 
     def checkpoint(self) -> dict[str, Any]:
         return {"adaptive": self.adaptive.state_dict(), "schedule": None}

@@ -1,17 +1,25 @@
 """The one training entry point: a config in, a history, checkpoints and a summary out.
 
 :class:`Trainer` builds what a config names from the registries (dataset, model, loss, optimizer,
-schedule), then runs the remaining epochs. The pieces live in their own modules: the run directory
-(what is written, atomically; what a resume reads; the lock) in :mod:`lipschitz_lr_experiments.run_dir`, devices
-and precision in :mod:`lipschitz_lr_experiments.devices`, the epoch loop in :mod:`lipschitz_lr_experiments.loop`.
+schedule), then runs the remaining epochs; it never asks which optimizer or schedule it drives (each has its
+one interface: :class:`~lipschitz_lr_experiments.optimizers.OptimizerAdapter`,
+:class:`~lipschitz_lr_experiments.stepper.Stepper`). One epoch, as :meth:`Trainer._run_epoch` reads:
 
-On CPU with a fixed seed a resumed run ends with exactly the history of an uninterrupted one: the
-checkpoint carries the RNG states of dropout and of the data order and augmentation.
+1. ``schedule.epoch_start()``: the epoch's rate (LipschitzLR's was computed at the end of the last epoch).
+2. The training epoch (:func:`~lipschitz_lr_experiments.loop.train_epoch`); after each optimizer step taken,
+   :meth:`Trainer._after_step`: the weight average, then ``schedule.step_update(n)``.
+3. The evaluation, as trained and as the config evaluates (:meth:`Trainer._evaluate`).
+4. ``schedule.step(epoch, train_loss)``: LipschitzLR's statistics pass and the next epoch's rate.
+5. The checkpoint, then the history files, the log line and TensorBoard.
+
+The pieces live in their own modules: checkpoints in :mod:`~lipschitz_lr_experiments.checkpointing` (files,
+lock and atomic writes in :mod:`~lipschitz_lr_experiments.run_dir`), the set-up in
+:mod:`~lipschitz_lr_experiments.assembly`, the step and the evaluation in :mod:`~lipschitz_lr_experiments.loop`,
+what a run shows and writes in :mod:`~lipschitz_lr_experiments.report`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import sys
 import time
@@ -22,22 +30,21 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
-from lipschitz_lr import AdaptiveLR
-
+from .assembly import run_data, training_batches, wrapped_model
 from .averaging import WeightAverage
-from .config import ExperimentConfig, upgraded
-from .data import DataSplits, TensorBatches, load_dataset
-from .devices import check_amp, configure_determinism, describe_device, precision_settings, resolve_device
+from .checkpointing import Checkpointing
+from .config import ExperimentConfig
+from .data import DataSplits, TensorBatches
+from .devices import check_amp, configure_determinism, resolve_device
 from .distributed import init_distributed
-from .errors import ConfigError
-from .history import best_epoch
-from .loop import RECALIBRATION_BATCHES, evaluate, kept_batchnorm_statistics, recalibrate_batchnorm, train_epoch
+from .history import HISTORY_FIELDS
+from .loop import RECALIBRATION_BATCHES, evaluate_protocol, train_epoch
 from .losses import LOSSES
 from .models import build_model
-from .optimizers import OPTIMIZERS, build_optimizer, switch
-from .run_dir import CHECKPOINT_FORMAT, CHECKPOINT_KEYS, RANK_KEYS, RunDirectory, RunDirError, check_layout, restoring
+from .optimizers import OPTIMIZERS, build_optimizer
+from .report import log_epoch, open_tensorboard, progress_bar, summary
+from .run_dir import RunDirectory
 from .schedules import SCHEDULES, ScheduleContext, build_schedule
 from .stepper import Stepper
 
@@ -70,13 +77,12 @@ class RunOptions:
     on_epoch_end: Callable[[int], bool | None] | None = None
 
 
-class Trainer:
-    """Builds everything a config needs and runs its epochs."""
+class Trainer(Checkpointing):
+    """Builds everything a config needs and runs its epochs (checkpoints: :class:`Checkpointing`)."""
 
     def __init__(self, config: ExperimentConfig, options: RunOptions, data: DataSplits | None = None) -> None:
         check_amp(options.amp)
-        self.config = config
-        self.options = options
+        self.config, self.options = config, options
         configure_determinism(deterministic=options.deterministic, cudnn_benchmark=options.cudnn_benchmark)
         self.dist, device = init_distributed(options.device)
         self.device = resolve_device(device)
@@ -87,93 +93,36 @@ class Trainer:
             self.run_dir.check(resume=options.resume, overwrite=options.overwrite)
         torch.manual_seed(config.seed)  # the same initial weights on every rank
         self.generator = torch.Generator().manual_seed(config.seed + 1000 * self.dist.rank)
-        self.data = data or load_dataset(
-            config.dataset,
-            options.data_dir,
-            device=self.device,
-            download=options.download,
-            train_subset=config.train_subset,
-            test_subset=config.test_subset,
-        )
-        for split, tensor in (("training images", self.data.train_images), ("test images", self.data.test_images)):
-            if tensor.device != self.device:
-                raise ValueError(
-                    f"the {split} are on {tensor.device} but the run trains on {self.device}: load the data on the "
-                    f"run's device (load_dataset(..., device={str(self.device)!r})) or pass --device {tensor.device}"
-                )
-        if options.channels_last and self.data.train_images.dim() == 4:  # once, not every batch: slices keep it
-            self.data = dataclasses.replace(
-                self.data,
-                train_images=self.data.train_images.contiguous(memory_format=torch.channels_last),
-                test_images=self.data.test_images.contiguous(memory_format=torch.channels_last),
-            )
+        self.data = run_data(
+            config, self.device, options.data_dir, download=options.download, channels_last=options.channels_last,
+            data=data,
+        )  # fmt: skip
         self.net = build_model(config.model, self.data.num_classes, keras_faithful=config.keras_faithful)
         self.loss = LOSSES.lookup(config.loss)
         self.net.to(self.device)
         if options.channels_last:
             self.net.to(memory_format=torch.channels_last)
-        self.model: nn.Module = self.net
-        if self.dist.enabled:
-            device_ids = [self.device.index] if self.device.type == "cuda" else None
-            self.model = nn.parallel.DistributedDataParallel(self.net, device_ids=device_ids)
-            torch.manual_seed(config.seed + 1000 * self.dist.rank)  # each rank its own dropout masks
-        if options.compile:
-            # Compiles the training forward; the statistics pass and evaluation use the module as is.
-            self.model = torch.compile(self.model)
-        train_images, train_labels = self.dist.shard(self.data.train_images), self.dist.shard(self.data.train_labels)
-        n_train = self.data.train_images.shape[0]
-        if self.dist.enabled and n_train % self.dist.world_size:
-            logger.info(
-                "%d training examples over %d ranks: each rank takes %d, %d of them repeated so that every rank "
-                "takes the same steps",
-                n_train,
-                self.dist.world_size,
-                self.dist.shard_size(n_train),
-                self.dist.shard_size(n_train) * self.dist.world_size - n_train,
-            )
-        if config.batch_size > train_images.shape[0]:
-            where = f" on each of {self.dist.world_size} ranks" if self.dist.enabled else ""
-            raise ConfigError(
-                f"batch_size={config.batch_size} exceeds the training set ({train_images.shape[0]} examples{where}): "
-                "every batch would be smaller than the batch size (LipschitzLR's m); set batch_size to at most "
-                f"{train_images.shape[0]} (that many for full-batch training), or train on more examples"
-            )
-        self.train_loader = TensorBatches(
-            train_images,
-            train_labels,
-            config.batch_size,
-            shuffle=True,
-            augmentation=self.data.augmentation if config.augment else None,
-            generator=self.generator,
-            drop_single=True,
-        )
-        if self.train_loader.examples < train_images.shape[0]:
-            logger.info(
-                "%d training examples at batch %d leave a last batch of one example, which BatchNorm cannot train on: "
-                "each epoch trains on %d (a different one each epoch); the statistics pass reads them all",
-                train_images.shape[0],
-                config.batch_size,
-                self.train_loader.examples,
-            )
+        self.model = wrapped_model(self.net, self.dist, self.device, compile=options.compile, seed=config.seed)
+        self.train_loader, in_order = training_batches(config, self.data, self.dist, self.generator)
         schedule = SCHEDULES[config.schedule]
+        optimizer_spec = OPTIMIZERS[config.optimizer]
         self.optimizer = build_optimizer(  # over the bare module: its L2 groups are found through no wrapper
             config.optimizer, self.net, config.lr, kernel_l2=config.kernel_l2, ema_momentum=schedule.ema_momentum
         )
+        self.adapter = optimizer_spec.adapt(self.optimizer)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=options.amp == "fp16")
         if options.amp == "fp16" and schedule.fp16_note:
             logger.warning(schedule.fp16_note)
-        self.optimizer_spec = OPTIMIZERS[config.optimizer]
         context = ScheduleContext(
             self.optimizer,
             len(self.train_loader),
             config.epochs,
             config.lr,
             model=self.model,
-            # LipschitzLR's pass sees the clean training set (this rank's shard), in order, at the batch size.
-            statistics_loader=TensorBatches(train_images, train_labels, config.batch_size),
+            statistics_loader=in_order,  # the clean training set (this rank's shard), in order, at the batch size
             loss_bound=self.loss.bound,
             num_classes=self.data.num_classes,
-            variant=self.optimizer_spec.variant,
+            variant=optimizer_spec.variant,
             batch_size=config.batch_size,
             paper_lambda=config.paper_lambda,
             keras_decay=config.keras_decay,
@@ -184,108 +133,6 @@ class Trainer:
         self.start_epoch = 0
         self._updates = 0  # optimizer steps the run has taken (Stepper.step_update's num_updates)
         self.writer: Any = None  # TensorBoard, opened by run() once the run directory is checked
-
-    # ----------------------------------------------------------------- checkpoints
-    def state(self, epoch: int) -> dict[str, Any]:
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "epoch": epoch,
-            "config": self.config.to_dict(),
-            "model": self.net.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            **self.schedule.checkpoint(),
-            "scaler": self.scaler.state_dict(),
-            "average": self.average.state_dict() if self.average is not None else None,
-            "history": self.history,
-            **self._rng(),
-        }
-
-    def save(self, epoch: int) -> None:
-        """Rank 0 writes the checkpoint; under torchrun every other rank writes its RNG states (and
-        its own AdaptiveLR state, which must equal rank 0's: the statistics are all-reduced)."""
-        if self.dist.is_main:
-            self.run_dir.save_checkpoint(self.state(epoch))
-        elif self.dist.enabled:
-            adaptive = self.schedule.checkpoint()["adaptive"]
-            self.run_dir.save_checkpoint({**self._rng(), "epoch": epoch, "adaptive": adaptive}, rank=self.dist.rank)
-        self.dist.barrier()
-
-    def load(self) -> None:
-        """Continue from the run directory's checkpoint (and this rank's RNG file under torchrun).
-
-        Refused, naming the file (:class:`RunDirError`), before anything is restored: a checkpoint that lacks
-        a part or holds one of the wrong kind, one of a newer format, a part that does not fit this run's
-        model, optimizer or scheduler; refused (``ValueError``) a config that differs in anything but
-        ``epochs``, and an ``epochs`` below the epochs already trained or, for a schedule fitted to the run's
-        length, different from the saved one.
-        """
-        path = self.run_dir.checkpoint
-        state = self.run_dir.load_checkpoint(self.device)
-        check_layout(state, CHECKPOINT_KEYS, path)
-        saved, current = upgraded(state["config"]), self.config.to_dict()  # a checkpoint of before 2026-12 too
-        for config in (saved, current):  # schedule_args as the schedule resolves them (defaults filled in)
-            config["schedule_args"] = SCHEDULES[config["schedule"]].resolve(config.get("schedule_args", {}))
-        differing = sorted(k for k in {*saved, *current} if k != "epochs" and saved.get(k) != current.get(k))
-        if differing:
-            raise ValueError(f"cannot resume {path}: the config differs in {', '.join(differing)}")
-        done, epochs = state["epoch"], self.config.epochs
-        if epochs < done:
-            raise RunDirError(
-                f"cannot resume {path} with epochs={epochs}: it has trained {done} epochs; pass --epochs {done} or "
-                "more (a resume never drops finished epochs)"
-            )
-        if epochs != saved["epochs"] and SCHEDULES[self.config.schedule].fitted_to_run:
-            raise RunDirError(
-                f"cannot resume {path} with epochs={epochs}: schedule {self.config.schedule!r} was fitted to "
-                f"epochs={saved['epochs']} (its shape depends on the run's length); resume with --epochs "
-                f"{saved['epochs']}, or start a new run of {epochs} epochs (--overwrite or another --out)"
-            )
-        rng = state if self.dist.is_main else self.run_dir.load_checkpoint("cpu", rank=self.dist.rank)
-        if not self.dist.is_main:
-            check_layout(rng, RANK_KEYS, self.run_dir.rank_file(self.dist.rank))
-        if rng["epoch"] != done:
-            raise ValueError(
-                f"cannot resume: {self.run_dir.rank_file(self.dist.rank)} is from epoch {rng['epoch']}, "
-                f"{path} from epoch {done}"
-            )
-        with restoring(path, "model"):
-            self.net.load_state_dict(state["model"])
-        with restoring(path, "optimizer"):
-            self.optimizer.load_state_dict(state["optimizer"])
-        self.schedule.restore(state, lambda entry: restoring(path, entry))
-        if self.average is not None:
-            with restoring(path, "average"):
-                self.average.load_state_dict(state["average"])
-        if state["scaler"] and self.scaler.is_enabled():
-            with restoring(path, "scaler"):
-                self.scaler.load_state_dict(state["scaler"])
-        elif state["scaler"] or self.scaler.is_enabled():  # --amp changed between fp16 and another mode
-            logger.warning(
-                "resuming %s with --amp %s: the run's GradScaler state is %s; the resumed epochs are not the "
-                "uninterrupted run's",
-                path,
-                self.options.amp,
-                "dropped" if state["scaler"] else "started afresh",
-            )
-        with restoring(path if self.dist.is_main else self.run_dir.rank_file(self.dist.rank), "rng_cpu"):
-            self._set_rng(rng)
-        self.history = state["history"]
-        self.start_epoch = done
-        self._updates = done * len(self.train_loader)
-        logger.info("resumed %s after epoch %d", path, self.start_epoch)
-
-    def _rng(self) -> dict[str, Any]:
-        return {
-            "rng_cpu": torch.get_rng_state(),
-            "rng_cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
-            "rng_data": self.generator.get_state(),
-        }
-
-    def _set_rng(self, state: dict[str, Any]) -> None:
-        torch.set_rng_state(state["rng_cpu"].cpu())
-        if state["rng_cuda"] is not None and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["rng_cuda"].cpu(), self.device)
-        self.generator.set_state(state["rng_data"].cpu())
 
     # ----------------------------------------------------------------- training
     def run(self) -> list[dict[str, Any]]:
@@ -309,7 +156,7 @@ class Trainer:
                 if has_checkpoint:  # the history files match the checkpoint, even if no epoch is left to train
                     self.run_dir.write_history(self.history)
                 if self.options.tensorboard:
-                    self.writer = self._tensorboard()
+                    self.writer = open_tensorboard(self.out_dir)
                     if self.writer is not None:
                         cleanup.callback(self.writer.close)
                 self.run_dir.write_json("config.json", self.config.to_dict())
@@ -317,25 +164,22 @@ class Trainer:
                 if self._run_epoch(epoch):
                     break
             if self.dist.is_main:
-                self.run_dir.write_json("summary.json", self._summary())
+                self.run_dir.write_json("summary.json", summary(self))
         return self.history
 
     def _run_epoch(self, epoch: int) -> bool:
-        """Train, evaluate, step the schedule, save and log one epoch; returns whether to stop."""
+        """Train, evaluate, step the schedule, save and log one epoch (the module's steps 1-5); returns whether
+        to stop."""
         started = time.perf_counter()
-        start = self.schedule.epoch_start()  # the epoch's rate and, for LipschitzLR, its statistics
-        train_loss, train_acc = self._train(epoch, start["k"])
-        lr = start["lr"]
-        if self.optimizer_spec.rate is not None:  # a peer's own step size, as it stands after the epoch
-            lr = self.optimizer_spec.rate(self.optimizer, len(self.train_loader))
+        start = self.schedule.epoch_start()
+        train_loss, train_acc = self._train(epoch)
         tested = self._evaluate()
         self.schedule.step(epoch + 1, train_loss)
         row = {
+            **dict.fromkeys(HISTORY_FIELDS),
+            **start,
             "epoch": epoch + 1,
-            "lr": lr,
-            "k_z": start["k_z"],
-            "max_weight_norm": start["max_weight_norm"],
-            "k": start["k"],
+            "lr": self.adapter.rate(start["lr"], len(self.train_loader)),  # a peer's own, as the epoch left it
             "train_loss": train_loss,
             "train_acc": train_acc,
             **tested,
@@ -345,36 +189,16 @@ class Trainer:
         self.save(epoch + 1)  # first: the checkpoint carries the history, so history.json never outruns it
         if self.dist.is_main:
             self.run_dir.write_history(self.history)
-            self._log_epoch(row)
+            log_epoch(self.config.name, self.config.epochs, row, self.writer)
         return bool(self.options.on_epoch_end is not None and self.options.on_epoch_end(epoch + 1))
 
-    def _train(self, epoch: int, k: float | None) -> tuple[float, float]:
-        """One epoch of :func:`lipschitz_lr_experiments.loop.train_epoch` with the progress bar; returns the
+    def _train(self, epoch: int) -> tuple[float, float]:
+        """One epoch of :func:`~lipschitz_lr_experiments.loop.train_epoch` with the progress bar; returns the
         (loss, accuracy) over all ranks."""
-        from tqdm import tqdm
-
-        switch(self.optimizer, "train")
-        bar = tqdm(
-            total=len(self.train_loader),
-            desc=f"{self.config.name} {epoch + 1}/{self.config.epochs}",
-            # None: tqdm turns itself off when stderr is not a terminal (logs, CI); rank 0 only
-            disable=None if self.options.progress and self.dist.is_main else True,
-            leave=False,
-            dynamic_ncols=True,
-            mininterval=0,  # progress() is called every 10 steps: draw each call
-        )
-
-        def progress(step: int, loss: float, accuracy: float) -> None:
-            postfix = {"loss": f"{loss:.4f}", "acc": f"{accuracy:.4f}"}
-            rate = self.optimizer.param_groups[0].get("lr")  # COCOB bets per coordinate: it has none
-            if rate is not None:
-                postfix["lr"] = f"{float(rate):.4g}"
-            if k is not None:
-                postfix["K"] = f"{k:.4g}"
-            bar.set_postfix(postfix, refresh=False)
-            bar.update(step + 1 - bar.n)  # draws the postfix too (every 10 steps at most)
-
-        with bar:
+        self.adapter.mode("train")
+        desc = f"{self.config.name} {epoch + 1}/{self.config.epochs}"
+        shown = lambda: {**self.adapter.shown(), **self.schedule.shown()}  # noqa: E731
+        with progress_bar(len(self.train_loader), desc, self.options.progress and self.dist.is_main, shown) as bar:
             loss_sum, correct, seen = train_epoch(
                 self.model,
                 self.optimizer,
@@ -383,9 +207,9 @@ class Trainer:
                 amp=self.options.amp,
                 channels_last=self.options.channels_last,
                 loss_fn=self.loss.fn,
-                takes_loss=self.optimizer_spec.takes_loss,
+                takes_loss=self.adapter.takes_loss,
                 after_step=self._after_step,
-                progress=None if bar.disable else progress,
+                progress=bar,
             )
         loss_total, correct_total, seen_total = self.dist.sum([loss_sum, correct, seen], self.device)
         return loss_total / seen_total, correct_total / seen_total
@@ -398,11 +222,6 @@ class Trainer:
             self.average.update()
         self.schedule.step_update(self._updates)
 
-    @property
-    def adaptive(self) -> AdaptiveLR | None:
-        """The AdaptiveLR of a LipschitzLR run (its history, its options); None for other schedules."""
-        return self.schedule.adaptive
-
     def recalibration_batches(self, swaps_weights: bool) -> int:
         """The batches BatchNorm is recalibrated over before each evaluation (``bn_recalibration``; unset: 50
         where the optimiser or ``weight_average`` evaluates other weights than it trains, else none)."""
@@ -411,75 +230,25 @@ class Trainer:
         return RECALIBRATION_BATCHES if swaps_weights or self.average is not None else 0
 
     def _evaluate(self) -> dict[str, float]:
-        """Test loss and accuracy of the network as evaluated: the training weights with BatchNorm's running
-        statistics as training left them (``*_as_trained``, the paper's), then the weights the run evaluates (for
-        Schedule-Free and DoG their average, ``eval()``; with ``weight_average`` the moving average) with statistics
-        recalibrated there where :meth:`recalibration_batches` says (``test_*``; else the same values). The
-        training weights and statistics are put back afterwards, so checkpoints hold them and training goes on as
-        without the evaluation."""
-        images, labels, amp, loss_fn = self.data.test_images, self.data.test_labels, self.options.amp, self.loss.fn
-        swapped = switch(self.optimizer, "eval")
+        """The test loss and accuracy as trained (``*_as_trained``) and as the config evaluates (``test_*``): the
+        weights the run evaluates (for Schedule-Free and DoG their average, ``eval()``; with ``weight_average``
+        the moving average), BatchNorm recalibrated there where :meth:`recalibration_batches` says
+        (:func:`~lipschitz_lr_experiments.loop.evaluate_protocol`). The training weights and statistics are put
+        back afterwards, so checkpoints hold them and training goes on as without the evaluation."""
+        swapped = self.adapter.mode("eval")
         try:
-            loss, accuracy = evaluate(self.net, images, labels, amp, loss_fn)
-            row = {
-                "test_loss": loss,
-                "test_acc": accuracy,
-                "test_loss_as_trained": loss,
-                "test_acc_as_trained": accuracy,
-            }
-            evaluated = self.average.module if self.average is not None else self.net
-            limit = self.recalibration_batches(swapped)
-            if not limit and evaluated is self.net:
-                return row  # the weights as trained, evaluated as they are: the paper's evaluation
-            batches = TensorBatches(self.train_loader.images, self.train_loader.labels, self.config.batch_size)
-            with kept_batchnorm_statistics(evaluated):
-                recalibrated = bool(limit) and recalibrate_batchnorm(evaluated, batches, amp, limit)
-                if recalibrated or evaluated is not self.net:
-                    row["test_loss"], row["test_acc"] = evaluate(evaluated, images, labels, amp, loss_fn)
-            return row
+            return evaluate_protocol(
+                self.net,
+                self.average.module if self.average is not None else self.net,
+                self.data.test_images,
+                self.data.test_labels,
+                TensorBatches(self.train_loader.images, self.train_loader.labels, self.config.batch_size),
+                self.recalibration_batches(swapped),
+                self.options.amp,
+                self.loss.fn,
+            )
         finally:
-            switch(self.optimizer, "train")
-
-    def _tensorboard(self) -> Any:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            logger.info("tensorboard is not installed; skipping TensorBoard logging")
-            return None
-        return SummaryWriter(str(self.out_dir / "tensorboard"))
-
-    def _log_epoch(self, row: dict[str, Any]) -> None:
-        k = f" K={row['k']:.4g}" if row["k"] is not None else ""
-        logger.info(
-            f"{self.config.name} epoch {row['epoch']}/{self.config.epochs}: lr={row['lr']:.4g}{k} "
-            f"loss={row['train_loss']:.4f} acc={row['train_acc']:.4f} test_loss={row['test_loss']:.4f} "
-            f"test_acc={row['test_acc']:.4f} ({row['seconds']:.1f}s)"
-        )
-        if self.writer is not None:
-            for key in ("lr", "k", "train_loss", "train_acc", "test_loss", "test_acc"):
-                if row[key] is not None:
-                    self.writer.add_scalar(key, row[key], row["epoch"])
-
-    def _summary(self) -> dict[str, Any]:
-        best = best_epoch(self.history)
-        return {
-            "name": self.config.name,
-            "best_test_acc": best["test_acc"] if best else None,
-            "best_epoch": best["epoch"] if best else None,
-            "final_test_acc": self.history[-1]["test_acc"] if self.history else None,
-            # test_acc's protocol: BatchNorm recalibrated over this many training batches before each evaluation
-            "bn_recalibration": self.recalibration_batches(callable(getattr(self.optimizer, "eval", None))),
-            "weight_average": self.config.weight_average,
-            "epochs": len(self.history),
-            "seconds": sum(r["seconds"] for r in self.history),
-            "device": describe_device(self.device) + (f" x {self.dist.world_size} ranks" if self.dist.enabled else ""),
-            "torch": torch.__version__,
-            "precision": precision_settings(
-                self.device, self.options.amp, channels_last=self.options.channels_last, compiled=self.options.compile
-            ),
-            "command": self.options.command,
-            "config": self.config.to_dict(),
-        }
+            self.adapter.mode("train")
 
 
 def run_experiment(config: ExperimentConfig, options: RunOptions) -> list[dict[str, Any]]:

@@ -46,6 +46,6 @@ def test_schedule_free_sgd_takes_lipschitzlr_rates(tmp_path, data_dir):
     config = load_config("mnist_schedulefree_sgd").replace(**TINY, schedule="lipschitz", schedule_args={})
     trainer = Trainer(config, options(tmp_path, data_dir))
     history = trainer.run()
-    rates = [record.lr for record in trainer.adaptive.history]
+    rates = [record.lr for record in trainer.schedule.adaptive.history]
     assert [row["lr"] for row in history] == rates[:2] and all(math.isfinite(r) and r > 0 for r in rates)
     assert trainer.optimizer.param_groups[0]["lr"] == rates[-1]  # the rate LipschitzLR wrote

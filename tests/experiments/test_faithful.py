@@ -85,9 +85,9 @@ def test_the_faithful_configs_rates_follow_from_the_weights_each_epoch(tmp_path,
     statistics.append(head_input_statistics(trainer))
     trainer.options.on_epoch_end = after_epoch
     trainer.run()
-    history = trainer.adaptive.history
-    assert trainer.adaptive.batchnorm == "running" and len(history) == len(statistics) == 3
-    hook = trainer.adaptive.statistics == "hook"
+    history = trainer.schedule.adaptive.history
+    assert trainer.schedule.adaptive.batchnorm == "running" and len(history) == len(statistics) == 3
+    hook = trainer.schedule.adaptive.statistics == "hook"
     if hook:  # epoch 0 is a reference pass; later ones the training passes' (K_z, S)
         statistics[1:] = [(record.k_z, record.s) for record in history[1:]]
     for epoch, (record, (k_z, s), rate) in enumerate(
@@ -104,6 +104,6 @@ def test_mnist_sgd_gives_the_committed_epoch_zero_rate_on_every_torch(tmp_path, 
     ``mnist_sgd``'s epoch-0 pass over all 60,000 images gives the rate of the committed 20-epoch run."""
     committed = json.loads((RESULTS / "mnist_sgd" / "history.json").read_text())[0]
     options = RunOptions(out_dir=tmp_path, data_dir=data_dir, device="cpu", tensorboard=False)
-    record = Trainer(load_config("mnist_sgd"), options).adaptive.history[0]
+    record = Trainer(load_config("mnist_sgd"), options).schedule.adaptive.history[0]
     assert record.k_z == pytest.approx(committed["k_z"], rel=1e-5)  # thread counts reorder float sums
     assert record.lr == pytest.approx(committed["lr"], rel=1e-5)

@@ -20,8 +20,8 @@ def test_train_step_is_one_sgd_step_on_the_loss():
     grads = torch.autograd.grad(loss, list(model.parameters()))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
-    returned, logits = train_step(model, optimizer, scaler, images, labels)
-    assert float(returned.detach()) == pytest.approx(float(loss.detach())) and logits.shape == (40, 3)
+    returned, logits, taken = train_step(model, optimizer, scaler, images, labels)
+    assert float(returned.detach()) == pytest.approx(float(loss.detach())) and logits.shape == (40, 3) and taken
     for p, before, g in zip(model.parameters(), expected, grads, strict=True):
         torch.testing.assert_close(p.detach(), before - 0.5 * g)
 
@@ -78,4 +78,24 @@ def test_a_step_the_grad_scaler_skips_does_not_advance_a_per_step_schedule():
         after_step=lambda: steps.append(1),
     )
     assert len(calls) == 3 and len(steps) == 2
-    assert not optimizer._optimizer_step_post_hooks  # the counting hook is removed after the epoch
+    assert not optimizer._optimizer_step_post_hooks  # the loop counts the steps itself: it installs no hook
+
+
+def test_after_step_runs_after_the_optimizers_own_step_hooks_whenever_they_were_registered():
+    """A per-step schedule (LipschitzLR's update_every) needs the statistics its hook gathered in the step: the
+    loop calls after_step once the step (and every optimizer hook, registered before or during the epoch) is done."""
+    model, images, labels = setup()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    order = []
+    optimizer.register_step_post_hook(lambda *_: order.append("hook"))
+
+    def after_step():
+        order.append("after")
+        if len(order) == 2:  # a hook registered mid-epoch runs before after_step too
+            optimizer.register_step_post_hook(lambda *_: order.append("late hook"))
+
+    train_epoch(
+        model, optimizer, torch.amp.GradScaler("cpu", enabled=False), TensorBatches(images, labels, 16),
+        after_step=after_step,
+    )  # fmt: skip
+    assert order == ["hook", "after", "hook", "late hook", "after", "hook", "late hook", "after"]

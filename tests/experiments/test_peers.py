@@ -121,7 +121,7 @@ def test_kept_batchnorm_statistics_puts_the_training_statistics_back():
 
 def test_the_trainer_recalibrates_batchnorm_where_the_config_or_the_optimiser_says(monkeypatch, tmp_path, data_dir):
     calls = []
-    monkeypatch.setattr("lipschitz_lr_experiments.train.recalibrate_batchnorm", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr("lipschitz_lr_experiments.loop.recalibrate_batchnorm", lambda *a, **k: calls.append(a))
     for name, recalibration, expected in (
         ("mnist_schedulefree_sgd", None, 1),  # evaluates its averaged weights: 50 batches by default
         ("mnist_momentum_baseline", None, 0),
@@ -156,9 +156,9 @@ def test_recalibrated_evaluation_leaves_training_as_it_was(tmp_path, data_dir):
 def test_the_no_tuning_preset_warms_up_over_the_first_epoch_and_trains(tmp_path, data_dir):
     config = load_config("mnist_sgd_preset").replace(**TINY)  # mnist_sgd with warmup_epochs = 1 (test_config)
     trainer = Trainer(config, RunOptions(out_dir=tmp_path, data_dir=data_dir, progress=False, tensorboard=False))
-    assert trainer.adaptive.resolved.warmup_steps == len(trainer.train_loader) == 4
-    assert trainer.adaptive.batchnorm == "running"
-    target = trainer.adaptive.history[-1].lr
+    assert trainer.schedule.adaptive.resolved.warmup_steps == len(trainer.train_loader) == 4
+    assert trainer.schedule.adaptive.batchnorm == "running"
+    target = trainer.schedule.adaptive.history[-1].lr
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(target / 4)  # the first step's rate
     history = trainer.run()
     assert len(history) == 1 and math.isfinite(history[0]["train_loss"]) and history[0]["lr"] > 0
@@ -171,7 +171,7 @@ def test_lipschitz_updates_every_n_steps_from_the_hook(tmp_path, data_dir):
     trainer = Trainer(config, RunOptions(out_dir=tmp_path, data_dir=data_dir, progress=False, tensorboard=False))
     trainer.run()
     assert len(trainer.train_loader) == 4
-    assert len(trainer.adaptive.history) == 1 + 2 * 4 // 2  # epoch 0 from the pass, then every 2 steps
+    assert len(trainer.schedule.adaptive.history) == 1 + 2 * 4 // 2  # epoch 0 from the pass, then every 2 steps
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["config"]["schedule_args"]["update_every"] == 2
 

@@ -255,7 +255,7 @@ def test_an_exception_in_a_callback_still_releases_the_lock_and_closes_tensorboa
         def close(self):
             closed.append(True)
 
-    monkeypatch.setattr(Trainer, "_tensorboard", lambda self: Writer())
+    monkeypatch.setattr("lipschitz_lr_experiments.train.open_tensorboard", lambda out_dir: Writer())
     config = load_config(tiny_config(tmp_path, epochs=2, train_subset=256))
 
     def fail(epoch):
