@@ -1,9 +1,25 @@
 """``AdaptiveLR``: the LipschitzLR scheduler, a ``torch.optim.lr_scheduler.LRScheduler``.
 
-Its options are one object, :class:`~lipschitz_lr.options.Options`; what it remembers per epoch is
-:class:`~lipschitz_lr.records.EpochRecord`; how it meets the optimizer and the loader is
-:mod:`lipschitz_lr._wiring`; the per-step factors (the Keras decay, the warm-up) are
-:mod:`lipschitz_lr.per_step`.
+Its options are one object, :class:`~lipschitz_lr.options.Options`; one update's rate is
+:mod:`lipschitz_lr.rate` (bounds, then the variant's rule) and :mod:`lipschitz_lr.safeguards`; what it
+remembers per epoch is :class:`~lipschitz_lr.records.EpochRecord`; how it meets the optimizer and the loader
+is :mod:`lipschitz_lr._wiring`; the per-step factors (the Keras decay, the warm-up) are :mod:`lipschitz_lr.per_step`.
+
+The hooks it installs, and why (:meth:`AdaptiveLR.remove_hooks` removes the lasting ones):
+
+* an optimizer step pre-hook on its optimizer, always: counts the steps, takes in param groups added since, refuses
+  a rate someone else wrote and, during a warm-up or with the Keras decay, writes the step's rate before the step;
+* hook mode (``statistics="hook"``) only: a forward hook on the head (:class:`~lipschitz_lr.head_hook.HeadHook`)
+  recording its inputs' statistics, an optimizer step post-hook on its optimizer that counts them once the step is
+  taken, and one process-wide post-hook (``register_optimizer_step_post_hook``) that drops passes another
+  optimizer stepped after (a learning-rate finder's);
+* during a reference pass only, removed when it ends: a forward hook on the head (the statistics) and, with
+  ``batchnorm="batch"``, forward pre-hooks on the BatchNorm layers (:mod:`lipschitz_lr.statistics`); when the
+  head is looked for, forward hooks on its ``nn.Linear`` layers for one pass
+  (:func:`~lipschitz_lr.models.head_from_forward`).
+
+A training loop that steps a per-step schedule calls it after ``optimizer.step()`` returns, so every hook above has
+run by then; nothing depends on the order hooks were registered in.
 
 References:
     Yedida, Saha, Prashanth. "LipschitzLR: Using theoretically computed adaptive learning rates
@@ -26,15 +42,13 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from . import _wiring as wiring
 from .batches import BatchUnpacker, loader_length
-from .bounds import loss_coefficient, second_moment_bound, smoothness_bound, weight_decay_bound
 from .models import batchnorm_layers
 from .options import MOMENTUM_SEEDS, STATISTICS_SOURCES, Options, expose_options, known
 from .per_step import InverseTimeDecay, linear_warmup
+from .rate import Emas, bounds, rule_rate
 from .records import RUNNING_STATE, EpochRecord, Resolved, checked_state, restored_options
-from .safeguards import backed_off, is_jump, limited_growth, loss_fell, loss_rose
+from .safeguards import divergence, safeguarded, unusual_rate
 from .source import StatisticsSource, checked_loader
-from .statistics import LipschitzStatistics
-from .variants import VARIANTS
 
 logger = logging.getLogger(__name__)
 
@@ -219,54 +233,6 @@ class AdaptiveLR(LRScheduler):
             wiring.set_lr(group, self._last_lr[-1])
         logger.info("AdaptiveLR: %d param group(s) added after construction take their ratio", len(added))
 
-    def _bounds(self, stats: LipschitzStatistics) -> tuple[float, float, float]:
-        """(K_*, S_*, L) of one epoch (``L`` the curvature bound, NaN unless ``rule="smooth"``); NaN when a statistic
-        is not finite or ``K_z`` is 0 (guarded by the caller: with every head input zero, dead ReLUs say, only the
-        weight term would remain and ``1/(lambda K_w)`` is no learning rate of the method)."""
-        if not all(math.isfinite(v) for v in (stats.k_z, stats.s, stats.output_norm, stats.max_weight_norm)):
-            return math.nan, math.nan, math.nan
-        if stats.k_z == 0:
-            return math.nan, math.nan, math.nan
-        target_norm = self.target_norm if self.target_norm is not None else stats.target_norm
-        m = self._source.rows_per_batch(stats, self.resolved.batch_size)
-        c = loss_coefficient(
-            self.loss,
-            m,
-            num_classes=self.num_classes,
-            tau=self.tau,
-            num_outputs=self.num_outputs,
-            average_outputs=self.average_outputs,
-            output_bound=stats.output_norm,
-            target_norm=target_norm,
-            mse_sign=self.mse_sign,
-        )
-        k = c * stats.k_z + weight_decay_bound(self.weight_decay, stats.max_weight_norm)
-        s = second_moment_bound(c, stats.k_z, stats.s, self.weight_decay, stats.max_weight_norm)
-        smooth = self.options.resolved_rule == "smooth"
-        curvature = smoothness_bound(self.loss, stats.k_z, m, self.weight_decay) if smooth else math.nan
-        return k, s, curvature
-
-    def _method_lr(self, epoch: int, k: float, s: float, k_z: float) -> tuple[float, str]:
-        """Advance the EMAs with this epoch's bounds and return the method's learning rate."""
-        if epoch == 0 and self.initial_lr is not None:
-            if self.variant == "momentum":
-                self._k1 = self.initial_lr if self.momentum_seed == "value" else 1.0 / self.initial_lr
-            return self.initial_lr, "initial_lr"
-        if not (math.isfinite(k) and math.isfinite(s) and math.isfinite(k_z)):
-            return math.nan, ""
-        variant = VARIANTS[self.variant]
-        k1, k2 = self._k1, self._k2
-        if variant.uses_emas:
-            self._num_updates += 1
-            self._k1 = k1 = self.beta1 * self._k1 + (1.0 - self.beta1) * k
-            self._k2 = k2 = self.beta2 * self._k2 + (1.0 - self.beta2) * s
-            if self.bias_correction:
-                k1 /= 1.0 - self.beta1**self._num_updates
-                k2 /= 1.0 - self.beta2**self._num_updates
-            elif self.options.resolved_rule == "smooth":  # ours: AdaMo's EMA of L from 0, bias-corrected, so the
-                k1 /= 1.0 - self.beta1**self._num_updates  # first rate is 1/L (the paper's is 10/K)
-        return variant.learning_rate(k, k1, k2, k_z, self.eps), ""
-
     def _step_factor(self) -> float:
         """The factor on the epoch's rates at optimizer step ``_iteration``: the Keras decay
         ``1 / (1 + lambda t)`` and the warm-up ``min(1, (t + 1) / warmup_steps)`` (:mod:`lipschitz_lr.per_step`)."""
@@ -361,26 +327,11 @@ class AdaptiveLR(LRScheduler):
                 stacklevel=wiring.user_stacklevel(),
             )
 
-    def _anchor(self, note: str) -> float | None:
+    def _anchor(self) -> float:
         """The rate the first update grows from (``max_growth``): the optimizer's own largest initial rate, in the
-        method's terms (before the momentum mapping); none when ``initial_lr`` sets epoch 0."""
-        if note == "initial_lr":
-            return None
+        method's terms (before the momentum mapping)."""
         reference = self._ratios.index(1.0)
         return float(self.base_lrs[reference]) / self._momentum_factors[reference]
-
-    def _divergence(self, stats: LipschitzStatistics | None, k: float) -> str:
-        """Why this update should back off (``backoff``), in words: non-finite statistics, or a pass loss that is not
-        finite or rose sharply since the last update; ``""`` for none."""
-        if stats is None:
-            return ""
-        if not math.isfinite(k):
-            return f"the statistics are not finite or zero (K_z={stats.k_z!r})"
-        if loss_rose(stats.loss, self._pass_loss if math.isfinite(self._pass_loss) else None):
-            if not math.isfinite(stats.loss):
-                return "the training loss is not finite"
-            return f"the training loss rose from {self._pass_loss:.4g} to {stats.loss:.4g}"
-        return ""
 
     def _advance(self, epoch: int) -> None:
         """Epoch ``epoch``'s statistics, bounds and learning rates (into ``_epoch_lrs`` and :attr:`history`):
@@ -392,28 +343,18 @@ class AdaptiveLR(LRScheduler):
             k_z = s_max = weight = k = s = curvature = math.nan
         else:
             k_z, s_max, weight = stats.k_z, stats.s, stats.max_weight_norm
-            k, s, curvature = self._bounds(stats)
+            k, s, curvature = bounds(self.options, stats, self._source.rows_per_batch(stats, self.resolved.batch_size))
         bound = curvature if self.options.resolved_rule == "smooth" else k
-        rule_lr, note = self._method_lr(epoch, bound, s, k_z)
-        method_lr = rule_lr
+        emas = Emas(self._k1, self._k2, self._num_updates)
+        rule_lr, note, (self._k1, self._k2, self._num_updates) = rule_rate(self.options, emas, epoch, bound, s, k_z)
         last = self.history[-1].method_lr if self.history else None
         last = last if last is not None and math.isfinite(last) and last > 0 else None
-        cause = self._divergence(stats, bound) if epoch > 0 else ""
-        if cause and self.backoff is not None and last is not None:
-            method_lr, note = backed_off(last, self.backoff), "backed off"
-            warnings.warn(
-                f"AdaptiveLR epoch {epoch}: {cause}; the learning rate backs off from {last:.4g} to {method_lr:.4g} "
-                f"(backoff={self.backoff:g}). If this repeats, lower max_lr or use a warm-up (warmup_epochs)",
-                RuntimeWarning,
-                stacklevel=wiring.user_stacklevel(),
-            )
-        elif math.isfinite(method_lr) and method_lr > 0:
-            # growth is earned: none after an update whose pass loss did not fall
-            stalled = stats is not None and not loss_fell(stats.loss, self._pass_loss)
-            growth = 1.0 if stalled and self.max_growth else self.max_growth
-            limited = limited_growth(method_lr, last if last is not None else self._anchor(note), growth)
-            if limited < method_lr:
-                method_lr, note = limited, note or "limited"
+        anchor = None if note == "initial_lr" else self._anchor()
+        loss = stats.loss if stats is not None else math.nan
+        cause = divergence(bound, loss, self._pass_loss, k_z) if epoch > 0 and stats is not None else ""
+        method_lr, note, warning = safeguarded(rule_lr, note, last, anchor, cause, loss, self._pass_loss, self.options)
+        if warning:
+            warnings.warn(f"AdaptiveLR epoch {epoch}: {warning}", RuntimeWarning, stacklevel=wiring.user_stacklevel())
         if stats is not None and math.isfinite(stats.loss):
             self._pass_loss = stats.loss
 
@@ -466,33 +407,11 @@ class AdaptiveLR(LRScheduler):
 
     def _warn_about(self, record: EpochRecord, last: float | None) -> None:
         """A written rate outside :data:`SANE_LR_RANGE`, or 10x above or below the last update's, is warned about
-        with the statistics behind it."""
-        if record.note in ("guarded", "backed off"):
-            return
-        low, high = SANE_LR_RANGE
-        hint = (
-            " BatchNorm layers normalised by their running statistics (batchnorm='running'), which at "
-            "initialisation are 0 and 1: batchnorm='batch' (the default) uses each batch's own."
-            if self.batchnorm == "running" and batchnorm_layers(self._model)
-            else ""
-        )
-        if not low <= record.lr <= high:
-            warnings.warn(
-                f"AdaptiveLR epoch {record.epoch}: the learning rate {record.lr:.3g} is outside [{low:g}, {high:g}] "
-                f"(K_z={record.k_z:.3g}, K={record.k:.3g}, head {type(self._head).__name__}): degenerate "
-                f"statistics?{hint} initial_lr, min_lr and max_lr bound the rate",
-                RuntimeWarning,
-                stacklevel=wiring.user_stacklevel(),
-            )
-        elif is_jump(record.method_lr, last):
-            warnings.warn(
-                f"AdaptiveLR epoch {record.epoch}: the learning rate moved from {last:.3g} to {record.method_lr:.3g}, "
-                f"10x or more in one update (K_z={record.k_z:.3g}: the head's inputs "
-                f"{'shrank' if record.method_lr > last else 'grew'}).{hint} max_growth limits the growth; min_lr and "
-                "max_lr bound the rate",
-                RuntimeWarning,
-                stacklevel=wiring.user_stacklevel(),
-            )
+        with the statistics behind it (:func:`~lipschitz_lr.safeguards.unusual_rate`)."""
+        running = self.batchnorm == "running" and bool(batchnorm_layers(self._model))
+        message = unusual_rate(record, last, SANE_LR_RANGE, type(self._head).__name__, running_batchnorm=running)
+        if message:
+            warnings.warn(message, RuntimeWarning, stacklevel=wiring.user_stacklevel())
 
     def state_dict(self) -> dict[str, Any]:
         """The options (:meth:`Options.to_dict`) and the running state as plain values: no model, loader, hooks

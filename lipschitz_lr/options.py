@@ -278,15 +278,14 @@ class Options:
                             f"min_lr must not exceed max_lr, got min_lr={low!r} > max_lr={high!r} for group {i}"
                         )
         # the loss's arguments (tau for quantile, ...), checked now rather than at the first step
-        loss_coefficient(
-            self.loss,
-            self.batch_size or 1,
-            num_classes=self.num_classes,
-            tau=self.tau,
-            num_outputs=self.num_outputs,
-            average_outputs=self.average_outputs,
-            mse_sign=self.mse_sign,
-        )
+        loss_coefficient(self.loss, self.batch_size or 1, **self.loss_arguments)
+
+    @property
+    def loss_arguments(self) -> dict[str, Any]:
+        """The options a loss's bound takes besides its statistics (:func:`~lipschitz_lr.bounds.loss_coefficient`):
+        those of the loss group but ``loss``, ``weight_decay`` (the weight term) and ``target_norm`` (a statistic
+        where not given), forwarded from here alone."""
+        return {name: getattr(self, name) for name in LOSS_ARGUMENTS}
 
     @property
     def resolved_rule(self) -> str:
@@ -302,6 +301,14 @@ class Options:
     def to_dict(self) -> dict[str, Any]:
         """The options as plain values (a per-group clamp as a list), as ``state_dict`` saves them."""
         return {name: list(value) if isinstance(value, tuple) else value for name, value in self.__dict__.items()}
+
+
+#: See :attr:`Options.loss_arguments`.
+LOSS_ARGUMENTS: tuple[str, ...] = tuple(
+    f.name
+    for f in dataclasses.fields(Options)
+    if f.metadata["group"] == "loss" and f.name not in ("loss", "weight_decay", "target_norm")
+)
 
 
 def names() -> tuple[str, ...]:

@@ -6,7 +6,7 @@ previous one and the losses the statistics pass measured.
   after an update whose pass loss fell (:func:`loss_fell`);
 * :func:`backed_off`: after a non-finite or sharply rising loss (or non-finite statistics) the next rate is the
   previous one times ``backoff`` (the paper keeps the rate that diverged);
-* :func:`is_jump`: a rate 10x above or below the previous one, which is warned about;
+* :func:`is_jump`: a rate 10x above or below the previous one, which is warned about (:func:`unusual_rate`);
 * :func:`pass_loss`: the training loss the reference pass measures on the way (the model's outputs against the
   batch's targets), which :func:`loss_rose` compares from one update to the next.
 
@@ -23,7 +23,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["JUMP", "RISE", "backed_off", "is_jump", "limited_growth", "loss_fell", "loss_rose", "pass_loss"]
+__all__ = [
+    "JUMP",
+    "RISE",
+    "backed_off",
+    "divergence",
+    "is_jump",
+    "limited_growth",
+    "loss_fell",
+    "loss_rose",
+    "pass_loss",
+    "safeguarded",
+    "unusual_rate",
+]
 
 #: A rate this many times above or below the previous one is warned about.
 JUMP = 10.0
@@ -87,6 +99,63 @@ def loss_fell(loss: float, previous: float) -> bool:
     return loss < previous
 
 
+def divergence(bound: float, loss: float, previous_loss: float, k_z: float = math.nan) -> str:
+    """Why an update should back off, in words: non-finite statistics (``bound``, NaN for those), or a pass loss
+    that is not finite or rose sharply (:func:`loss_rose`) since the last update's (``previous_loss``, NaN for none);
+    ``""`` for none. ``k_z`` is named with non-finite statistics.
+
+    >>> divergence(2.0, 3.1, 2.0), divergence(2.0, 2.1, 2.0)
+    ('the training loss rose from 2 to 3.1', '')
+    """
+    if not math.isfinite(bound):
+        return f"the statistics are not finite or zero (K_z={k_z!r})"
+    if loss_rose(loss, previous_loss if math.isfinite(previous_loss) else None):
+        return (
+            "the training loss is not finite"
+            if not math.isfinite(loss)
+            else (f"the training loss rose from {previous_loss:.4g} to {loss:.4g}")
+        )
+    return ""
+
+
+def safeguarded(
+    rate: float,
+    note: str,
+    last: float | None,
+    anchor: float | None,
+    cause: str,
+    loss: float,
+    previous_loss: float,
+    options: Any,
+) -> tuple[float, str, str]:
+    """The rule's ``rate`` after the safeguards of ``options`` (``backoff``, ``max_growth``): ``(rate, note,
+    warning)``. With a ``cause`` (:func:`divergence`) and the ``last`` update's rate, ``backoff`` times ``last``
+    and a warning naming the cause; else a finite rate grows from ``last`` (none: from ``anchor``; neither: no
+    limit) by at most ``max_growth``, and not at all after an update whose pass loss (``loss``, against
+    ``previous_loss``) did not fall.
+
+    >>> from lipschitz_lr.options import Options
+    >>> safeguarded(8.0, "", 1.0, None, "", 0.5, 1.0, Options(num_classes=2))[:2]  # grows 1.5x at most
+    (1.5, 'limited')
+    >>> safeguarded(8.0, "", 1.0, None, "the training loss is not finite", math.inf, 1.0, Options(num_classes=2))[:2]
+    (0.5, 'backed off')
+    """
+    if cause and options.backoff is not None and last is not None:
+        backed = backed_off(last, options.backoff)
+        warning = (
+            f"{cause}; the learning rate backs off from {last:.4g} to {backed:.4g} (backoff={options.backoff:g}). "
+            "If this repeats, lower max_lr or use a warm-up (warmup_epochs)"
+        )
+        return backed, "backed off", warning
+    if math.isfinite(rate) and rate > 0:
+        stalled = not loss_fell(loss, previous_loss)  # growth is earned (NaN, a loss not measured: no stall)
+        growth = 1.0 if stalled and options.max_growth else options.max_growth
+        limited = limited_growth(rate, last if last is not None else anchor, growth)
+        if limited < rate:
+            return limited, note or "limited", ""
+    return rate, note, ""
+
+
 def _cross_entropy(output: Tensor, targets: Tensor) -> Tensor:
     if targets.is_floating_point():  # probabilities (or one-hot), one row per row of logits
         return F.cross_entropy(output.reshape(-1, output.shape[-1]), targets.reshape(-1, output.shape[-1]))
@@ -128,3 +197,36 @@ def pass_loss(loss: str, output: Any, targets: Any, **arguments: Any) -> Tensor 
         return _LOSSES[loss](out.detach().double(), y.detach().to(out.device), **arguments)
     except (RuntimeError, ValueError, IndexError):  # shapes or dtypes that do not fit: no loss to watch
         return None
+
+
+def unusual_rate(
+    record: Any, last: float | None, sane: tuple[float, float], head: str, *, running_batchnorm: bool = False
+) -> str | None:
+    """The warning for an update's rate (``record``, an :class:`~lipschitz_lr.records.EpochRecord`) outside
+    ``sane`` or 10x above or below ``last``, naming the statistics behind it; None for a usual one, or one the
+    scheduler guarded or backed off (already warned about). ``running_batchnorm``: the pass normalised by
+    BatchNorm's running statistics, the likely cause at initialisation."""
+    if record.note in ("guarded", "backed off"):
+        return None
+    hint = (
+        " BatchNorm layers normalised by their running statistics (batchnorm='running'), which at "
+        "initialisation are 0 and 1: batchnorm='batch' (the default) uses each batch's own."
+        if running_batchnorm
+        else ""
+    )
+    low, high = sane
+    if not low <= record.lr <= high:
+        return (
+            f"AdaptiveLR epoch {record.epoch}: the learning rate {record.lr:.3g} is outside [{low:g}, {high:g}] "
+            f"(K_z={record.k_z:.3g}, K={record.k:.3g}, head {head}): degenerate statistics?{hint} initial_lr, min_lr "
+            "and max_lr bound the rate"
+        )
+    if is_jump(record.method_lr, last):
+        assert last is not None
+        return (
+            f"AdaptiveLR epoch {record.epoch}: the learning rate moved from {last:.3g} to {record.method_lr:.3g}, "
+            f"10x or more in one update (K_z={record.k_z:.3g}: the head's inputs "
+            f"{'shrank' if record.method_lr > last else 'grew'}).{hint} max_growth limits the growth; min_lr and "
+            "max_lr bound the rate"
+        )
+    return None

@@ -4,6 +4,7 @@ options part of its state_dict derive."""
 import dataclasses
 import inspect
 import json
+import re
 
 import pytest
 import torch
@@ -18,7 +19,7 @@ def _scheduler(**options):
     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
     data = [(torch.randn(8, 4), torch.randint(0, 3, (8,))) for _ in range(2)]
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    return AdaptiveLR(opt, model, data, num_classes=3, **options)
+    return AdaptiveLR(opt, model, data, **{"num_classes": 3, **options})
 
 
 def test_every_option_has_a_concern_a_doc_and_a_check():
@@ -41,13 +42,44 @@ def test_the_keywords_attributes_docstring_and_state_derive_from_the_one_list():
         sched.weight_decay = 0.5  # read-only: options change through load_state_dict
 
 
+#: Bad option values, each refused at construction with an error naming it: (options, the error's words).
+BAD_OPTIONS = [
+    ({"loss": "hinge"}, "unknown loss 'hinge'"),
+    ({"variant": "nesterov"}, "unknown variant 'nesterov'"),
+    ({"variant": "adamw"}, "unknown variant 'adamw'"),
+    ({"num_classes": None}, "requires num_classes, got num_classes=None"),
+    ({"num_classes": 1}, "num_classes"),
+    ({"weight_decay": -1e-3}, "weight_decay=-0.001"),
+    ({"weight_decay": float("nan")}, "weight_decay=nan"),
+    ({"initial_lr": 0.0}, "initial_lr=0.0"),
+    ({"initial_lr": -0.5}, "initial_lr=-0.5"),
+    ({"min_lr": 0.5, "max_lr": 0.1}, "min_lr=0.5 > max_lr=0.1"),
+    ({"min_lr": -1.0}, "min_lr=-1.0"),
+    ({"keras_decay": "yes"}, "requires True or False for keras_decay"),
+    ({"warmup_steps": 2, "warmup_epochs": 1}, "give warmup_steps or warmup_epochs, not both"),
+    ({"warmup_steps": -1}, "warmup_steps"),
+    ({"max_growth": 1.0}, "max_growth"),
+    ({"backoff": 1.0}, "backoff"),
+    ({"beta1": 1.0}, "beta1"),
+    ({"statistics": "forward"}, "statistics"),
+    ({"batchnorm": "frozen"}, "batchnorm"),
+    ({"rule": "smooth", "loss": "mae"}, "rule='smooth' needs a smooth loss"),
+    ({"rule": "smooth", "variant": "adam"}, "rule='smooth' applies to variant 'sgd' or 'momentum'"),
+    ({"bias_correction": True}, "bias_correction applies to variant 'rmsprop' or 'adam'"),
+    ({"loss": "quantile"}, "tau"),
+    ({"loss": "mse", "statistics": "hook"}, "requires target_norm"),
+]
+
+
+@pytest.mark.parametrize(("options", "words"), BAD_OPTIONS, ids=[" ".join(map(str, o)) for o, _ in BAD_OPTIONS])
+def test_a_bad_option_is_refused_naming_it(options, words):
+    with pytest.raises(ValueError, match=re.escape(words)):
+        Options(**{"num_classes": 3, **options})
+    with pytest.raises(ValueError, match=re.escape(words)):
+        _scheduler(**options)  # the scheduler checks through the same object
+
+
 def test_options_are_checked_and_an_options_object_is_accepted():
-    with pytest.raises(ValueError, match="unknown variant 'adamw'"):
-        Options(num_classes=3, variant="adamw")
-    with pytest.raises(ValueError, match="requires True or False for keras_decay"):
-        Options(num_classes=3, keras_decay="yes")
-    with pytest.raises(ValueError, match="give warmup_steps or warmup_epochs, not both"):
-        Options(num_classes=3, warmup_steps=2, warmup_epochs=1)
     with pytest.raises(TypeError, match=r"unknown option\(s\) \['warmup'\]"):
         _scheduler(warmup=3)
     options = Options(num_classes=3, variant="adam")

@@ -127,7 +127,7 @@ def test_a_sharply_rising_loss_backs_the_rate_off():
     with torch.no_grad():
         model[2].weight.mul_(-40.0)
     loss = torch.stack([nn.functional.cross_entropy(model(x), y) for x, y in data]).mean()
-    assert float(loss) > 1.5 * scheduler.history[0].loss
+    assert float(loss.detach()) > 1.5 * scheduler.history[0].loss
     with pytest.warns(RuntimeWarning, match=r"the training loss rose from .* to .*backs off"):
         scheduler.optimizer.step()
         scheduler.step()
@@ -187,3 +187,20 @@ def test_pass_loss_reads_the_models_output_and_gives_up_where_it_does_not_fit():
     assert pass_loss("cross_entropy", torch.zeros(2, 3, 4), torch.tensor([0, 1])) is None  # (batch, tokens, C)
     assert float(pass_loss("quantile", torch.zeros(2, 1), torch.ones(2, 1), tau=0.9)) == pytest.approx(0.9)
     assert float(pass_loss("mse", torch.zeros(2, 1), torch.ones(2))) == pytest.approx(0.5)
+
+
+def test_divergence_names_its_cause_and_safeguarded_applies_backoff_then_growth():
+    from lipschitz_lr import Options
+    from lipschitz_lr.safeguards import divergence, safeguarded
+
+    assert divergence(float("nan"), 1.0, 1.0, k_z=0.0) == "the statistics are not finite or zero (K_z=0.0)"
+    assert divergence(2.0, float("inf"), 1.0) == "the training loss is not finite"
+    assert divergence(2.0, 1.6, float("nan")) == ""  # no earlier loss: nothing rose
+    options = Options(num_classes=2)  # max_growth 1.5, backoff 0.5
+    rate, note, warning = safeguarded(4.0, "", 1.0, 0.1, "the training loss is not finite", 9.0, 1.0, options)
+    assert (rate, note) == (0.5, "backed off") and "backs off from 1 to 0.5 (backoff=0.5)" in warning
+    assert safeguarded(4.0, "", None, 0.1, "a cause", 0.5, 1.0, options)[:2] == (pytest.approx(0.15), "limited")
+    assert safeguarded(4.0, "", 1.0, None, "", 1.2, 1.0, options)[:2] == (1.0, "limited")  # the loss did not fall
+    assert safeguarded(4.0, "", None, None, "", 0.5, 1.0, options)[:2] == (4.0, "")  # nothing to grow from
+    paper = options.replace(max_growth=None, backoff=None)
+    assert safeguarded(4.0, "", 1.0, 0.1, "a cause", 9.0, 1.0, paper) == (4.0, "", "")

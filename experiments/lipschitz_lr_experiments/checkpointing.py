@@ -10,24 +10,43 @@ data order and augmentation.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
+from torch import nn
 
-from .config import upgraded
-from .run_dir import CHECKPOINT_FORMAT, CHECKPOINT_KEYS, RANK_KEYS, RunDirError, check_layout, restoring
+from .averaging import WeightAverage
+from .config import ExperimentConfig, upgraded
+from .data import TensorBatches
+from .distributed import DistContext
+from .run_dir import CHECKPOINT_FORMAT, CHECKPOINT_KEYS, RANK_KEYS, RunDirectory, RunDirError, check_layout, restoring
 from .schedules import SCHEDULES
-
-if TYPE_CHECKING:
-    from .train import Trainer
+from .stepper import Stepper
 
 logger = logging.getLogger(__name__)
 
 
 class Checkpointing:
-    """:meth:`state`, :meth:`save` and :meth:`load` of a :class:`~lipschitz_lr_experiments.train.Trainer`."""
+    """:meth:`state`, :meth:`save` and :meth:`load` of a :class:`~lipschitz_lr_experiments.train.Trainer`, from
+    and into the trainer's attributes below."""
 
-    def state(self: Trainer, epoch: int) -> dict[str, Any]:
+    config: ExperimentConfig
+    options: Any  # RunOptions
+    net: nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: Stepper
+    scaler: torch.amp.GradScaler
+    average: WeightAverage | None
+    history: list[dict[str, Any]]
+    dist: DistContext
+    run_dir: RunDirectory
+    device: torch.device
+    generator: torch.Generator
+    train_loader: TensorBatches
+    start_epoch: int
+    _updates: int
+
+    def state(self, epoch: int) -> dict[str, Any]:
         """The checkpoint after ``epoch`` epochs (:data:`~lipschitz_lr_experiments.run_dir.CHECKPOINT_KEYS`)."""
         return {
             "format": CHECKPOINT_FORMAT,
@@ -42,7 +61,7 @@ class Checkpointing:
             **self._rng(),
         }
 
-    def save(self: Trainer, epoch: int) -> None:
+    def save(self, epoch: int) -> None:
         """Rank 0 writes the checkpoint; under torchrun every other rank writes its RNG states (and
         its own AdaptiveLR state, which must equal rank 0's: the statistics are all-reduced)."""
         if self.dist.is_main:
@@ -52,7 +71,7 @@ class Checkpointing:
             self.run_dir.save_checkpoint({**self._rng(), "epoch": epoch, "adaptive": adaptive}, rank=self.dist.rank)
         self.dist.barrier()
 
-    def load(self: Trainer) -> None:
+    def load(self) -> None:
         """Continue from the run directory's checkpoint (and this rank's RNG file under torchrun).
 
         Refused, naming the file (:class:`RunDirError`), before anything is restored: a checkpoint that lacks
@@ -116,14 +135,14 @@ class Checkpointing:
         self._updates = done * len(self.train_loader)
         logger.info("resumed %s after epoch %d", path, self.start_epoch)
 
-    def _rng(self: Trainer) -> dict[str, Any]:
+    def _rng(self) -> dict[str, Any]:
         return {
             "rng_cpu": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
             "rng_data": self.generator.get_state(),
         }
 
-    def _set_rng(self: Trainer, state: dict[str, Any]) -> None:
+    def _set_rng(self, state: dict[str, Any]) -> None:
         torch.set_rng_state(state["rng_cpu"].cpu())
         if state["rng_cuda"] is not None and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng_cuda"].cpu(), self.device)

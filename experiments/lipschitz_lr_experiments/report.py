@@ -7,15 +7,14 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
+from .config import ExperimentConfig
 from .devices import describe_device, precision_settings
+from .distributed import DistContext
 from .history import best_epoch
-
-if TYPE_CHECKING:
-    from .train import Trainer
 
 logger = logging.getLogger(__name__)
 
@@ -72,25 +71,32 @@ def log_epoch(name: str, epochs: int, row: dict[str, Any], writer: Any) -> None:
                 writer.add_scalar(key, row[key], row["epoch"])
 
 
-def summary(trainer: Trainer) -> dict[str, Any]:
-    """``summary.json``: the best and final test accuracy, the evaluation protocol, where and how the run ran."""
-    history, options, dist = trainer.history, trainer.options, trainer.dist
+def summary(
+    config: ExperimentConfig,
+    options: Any,
+    history: list[dict[str, Any]],
+    device: torch.device,
+    dist: DistContext,
+    bn_recalibration: int,
+) -> dict[str, Any]:
+    """``summary.json``: the best and final test accuracy, the evaluation protocol (``bn_recalibration``: BatchNorm
+    recalibrated over this many training batches before each evaluation), where and how the run ran (``options``,
+    its :class:`~lipschitz_lr_experiments.train.RunOptions`)."""
     best = best_epoch(history)
     return {
-        "name": trainer.config.name,
+        "name": config.name,
         "best_test_acc": best["test_acc"] if best else None,
         "best_epoch": best["epoch"] if best else None,
         "final_test_acc": history[-1]["test_acc"] if history else None,
-        # test_acc's protocol: BatchNorm recalibrated over this many training batches before each evaluation
-        "bn_recalibration": trainer.recalibration_batches(trainer.adapter.has_modes),
-        "weight_average": trainer.config.weight_average,
+        "bn_recalibration": bn_recalibration,
+        "weight_average": config.weight_average,
         "epochs": len(history),
         "seconds": sum(r["seconds"] for r in history),
-        "device": describe_device(trainer.device) + (f" x {dist.world_size} ranks" if dist.enabled else ""),
+        "device": describe_device(device) + (f" x {dist.world_size} ranks" if dist.enabled else ""),
         "torch": torch.__version__,
         "precision": precision_settings(
-            trainer.device, options.amp, channels_last=options.channels_last, compiled=options.compile
+            device, options.amp, channels_last=options.channels_last, compiled=options.compile
         ),
         "command": options.command,
-        "config": trainer.config.to_dict(),
+        "config": config.to_dict(),
     }

@@ -164,7 +164,11 @@ class Trainer(Checkpointing):
                 if self._run_epoch(epoch):
                     break
             if self.dist.is_main:
-                self.run_dir.write_json("summary.json", summary(self))
+                recalibration = self.recalibration_batches(self.adapter.has_modes)
+                self.run_dir.write_json(
+                    "summary.json",
+                    summary(self.config, self.options, self.history, self.device, self.dist, recalibration),
+                )
         return self.history
 
     def _run_epoch(self, epoch: int) -> bool:
