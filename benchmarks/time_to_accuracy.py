@@ -59,6 +59,7 @@ from lipschitz_lr_experiments.data import DataSplits, TensorBatches, load_datase
 from lipschitz_lr_experiments.devices import describe_device, resolve_device
 from lipschitz_lr_experiments.loop import evaluate, train_step
 from lipschitz_lr_experiments.models import build_model
+from lipschitz_lr_experiments.optimizers import OPTIMIZERS
 from lipschitz_lr_experiments.schedules import SCHEDULES, run_length_args
 from lipschitz_lr_experiments.train import RunOptions, Trainer
 
@@ -73,15 +74,9 @@ METHODS = {
     "cosine": ("mnist_momentum_baseline", {"schedule": "cosine"}),
     "onecycle": ("mnist_momentum_baseline", {"schedule": "onecycle"}),
     "lipschitz (sgd, hook every 47 steps)": ("mnist_sgd_hook_steps", {}),
-    # the learning-rate-free peers, each at its package's defaults (the configs say which)
-    "d-adapt sgd": ("mnist_dadapt_sgd", {}),
-    "d-adapt adam": ("mnist_dadapt_adam", {}),
-    "prodigy": ("mnist_prodigy", {}),
-    "schedule-free sgd": ("mnist_schedulefree_sgd", {}),
-    "schedule-free adamw": ("mnist_schedulefree_adamw", {}),
-    "dog": ("mnist_dog", {}),
-    "momo": ("mnist_momo", {}),
-    "cocob": ("mnist_cocob", {}),
+    # the learning-rate-free peers, each at its package's defaults (the configs say which): every optimiser of the
+    # registry with a label, from its config mnist_<name>
+    **{spec.label: (f"mnist_{name}", {}) for name, spec in OPTIMIZERS.items() if spec.label},
     # no-tuning candidates beyond the paper (issue 22), one to three changes to a faithful config, screened on seed 0
     "sgd + warm-up": ("mnist_sgd_preset", {}),  # the no-tuning preset: mnist_sgd with a one-epoch warm-up
     "sgd + batch bn": ("mnist_sgd", {"schedule_args": {"batchnorm": "batch"}}),
@@ -486,7 +481,7 @@ def rate_table(results: list[dict]) -> list[str]:
 #: The tuned schedules (fixed-rate SGD with momentum, the rate swept on seed 0) and the learning-rate-free peers;
 #: every other method is a LipschitzLR configuration.
 TUNED = ("constant", "step", "cosine", "onecycle")
-PEERS = ("d-adapt sgd", "d-adapt adam", "prodigy", "schedule-free sgd", "schedule-free adamw", "dog", "momo", "cocob")
+PEERS = tuple(spec.label for spec in OPTIMIZERS.values() if spec.label)
 
 
 def method_styles(methods: list[str]) -> dict[str, tuple[str, tuple[float, ...]]]:

@@ -9,7 +9,7 @@ Every variant sees the epoch's ``K`` (the loss bound plus the weight term), the 
 
 :data:`VARIANTS` is the one place a variant is registered: ``AdaptiveLR(variant=...)`` accepts its
 names, the experiments' optimiser registry pairs each with its torch optimiser, and a new variant
-needs a test in ``tests/test_adaptive_lr.py`` against its formula.
+needs a test in ``tests/test_rate.py`` against its formula.
 
 References:
     Yedida, Saha, Prashanth. "LipschitzLR" (arXiv:1902.07399), the algorithms for SGD, AdaMo,

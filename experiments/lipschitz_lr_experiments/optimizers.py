@@ -71,6 +71,8 @@ class OptimizerSpec:
         takes_loss: ``step(loss=...)`` needs the batch's loss (MoMo's Polyak-type step).
         rate: for a peer that adapts its own step size, that step size (:data:`Rate`), the history's
             ``lr`` for the epoch; None: the first group's ``lr`` at the start of the epoch.
+        label: a learning-rate-free peer's name in the head-to-head (``benchmarks/time_to_accuracy.py`` runs every
+            entry with one, from its config ``configs/mnist_<name>.toml``); None: not a peer.
     """
 
     build: Builder
@@ -78,6 +80,7 @@ class OptimizerSpec:
     package: str | None = None
     takes_loss: bool = False
     rate: Rate | None = None
+    label: str | None = None
 
     def adapt(self, optimizer: Optimizer) -> OptimizerAdapter:
         """The trainer's handle on ``optimizer``, built by this spec."""
@@ -179,16 +182,16 @@ OPTIMIZERS: Registry[OptimizerSpec] = Registry(
         "adam": OptimizerSpec(
             lambda groups, lr, ema, model: Adam(groups, lr=lr, betas=(0.9, 0.999), eps=1e-7), variant="adam"
         ),
-        "dadapt_sgd": _external("dadaptation", "DAdaptSGD", adapted_lr),
-        "dadapt_adam": _external("dadaptation", "DAdaptAdam", adapted_lr),
-        "prodigy": _external("prodigyopt", "Prodigy", adapted_lr),
+        "dadapt_sgd": _external("dadaptation", "DAdaptSGD", adapted_lr, label="d-adapt sgd"),
+        "dadapt_adam": _external("dadaptation", "DAdaptAdam", adapted_lr, label="d-adapt adam"),
+        "prodigy": _external("prodigyopt", "Prodigy", adapted_lr, label="prodigy"),
         # variant "sgd": LipschitzLR may set its lr (1/K each epoch; the issue-31 candidate, beyond the paper)
-        "schedulefree_sgd": _external("schedulefree", "SGDScheduleFree", variant="sgd"),
-        "schedulefree_adamw": _external("schedulefree", "AdamWScheduleFree"),
+        "schedulefree_sgd": _external("schedulefree", "SGDScheduleFree", variant="sgd", label="schedule-free sgd"),
+        "schedulefree_adamw": _external("schedulefree", "AdamWScheduleFree", label="schedule-free adamw"),
         # DoG with the polynomial-decay averager its README calls mandatory (see averaged_dog.py)
-        "dog": OptimizerSpec(_averaged_dog, package="dog", rate=dog_eta),
-        "momo": OptimizerSpec(_momo, package="momo", rate=momo_mean_step, takes_loss=True),
-        "cocob": _external("parameterfree", "COCOB", no_rate),
+        "dog": OptimizerSpec(_averaged_dog, package="dog", rate=dog_eta, label="dog"),
+        "momo": OptimizerSpec(_momo, package="momo", rate=momo_mean_step, takes_loss=True, label="momo"),
+        "cocob": _external("parameterfree", "COCOB", no_rate, label="cocob"),
     },
 )
 
