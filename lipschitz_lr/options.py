@@ -75,6 +75,14 @@ def _clamp(name: str, value: Any) -> float | tuple[float, ...] | None:
     return tuple(values) if isinstance(value, (list, tuple)) else values[0]
 
 
+def _positive(name: str, value: Any) -> float:
+    """A finite float > 0."""
+    number = real(name, value)
+    if not (math.isfinite(number) and number > 0):
+        raise ValueError(f"requires a finite, positive {name}, got {name}={value!r}")
+    return number
+
+
 def _factor(low: float, high: float) -> Callable[[str, Any], float | None]:
     """A factor in ``(low, high)`` (exclusive), or None (off)."""
 
@@ -137,7 +145,7 @@ class Options:
         "(:data:`~lipschitz_lr.variants.VARIANTS`).",
     )  # fmt: skip
     initial_lr: float | None = _option(
-        None, "variant", _optional(real),
+        None, "variant", _optional(_positive),
         "epoch-0 learning rate. ``None`` (default) computes it from the initial weights. A value is used for "
         "epoch 0 as is; for ``\"momentum\"`` it also seeds ``K1`` (the paper's ``x``, see ``momentum_seed``); "
         "for ``\"rmsprop\"``/``\"adam\"`` the EMAs then start at epoch 1.",
@@ -251,8 +259,6 @@ class Options:
             raise ValueError("loss='cross_entropy' requires num_classes, got num_classes=None")
         if self.bias_correction and not VARIANTS[self.variant].second_moment:
             raise ValueError(f"bias_correction applies to variant 'rmsprop' or 'adam', got variant={self.variant!r}")
-        if self.initial_lr is not None and not (math.isfinite(self.initial_lr) and self.initial_lr > 0):
-            raise ValueError(f"requires a finite, positive initial_lr, got initial_lr={self.initial_lr!r}")
         if self.warmup_steps and self.warmup_epochs:
             raise ValueError(
                 f"give warmup_steps or warmup_epochs, not both, got warmup_steps={self.warmup_steps}, "
@@ -326,6 +332,18 @@ def options_doc(indent: str = "    ") -> str:
             if f.metadata["group"] == group:
                 lines.append(f"{indent * 3}{f.name}: {f.metadata['doc']}")
     return "\n".join(lines)
+
+
+def check_values(values: dict[str, Any]) -> dict[str, Any]:
+    """Each of ``values`` checked by its option's own check, as :class:`Options` checks it (a ``ValueError`` names
+    it; an unknown name: :func:`known`'s ``TypeError``); returns them as plain values. What depends on other options
+    (a variant's ``bias_correction``, a loss's ``tau``) is checked when the :class:`Options` is built.
+
+    >>> check_values({"warmup_epochs": 2.0, "batchnorm": "running"})
+    {'warmup_epochs': 2, 'batchnorm': 'running'}
+    """
+    checks = {f.name: f.metadata["check"] for f in dataclasses.fields(Options)}
+    return {name: checks[name](name, value) for name, value in known(values).items()}
 
 
 def known(values: dict[str, Any]) -> dict[str, Any]:

@@ -71,10 +71,10 @@ class ExperimentConfig:
     ``[1e-7, 1 - 1e-7]``; the reference) or ``cross_entropy`` (torch's, the clean choice).
 
     ``schedule_args`` are the schedule's own options, LipschitzLR's included
-    (:data:`~lipschitz_lr_experiments.schedules.LIPSCHITZ_ARGS`: ``statistics``, ``batchnorm`` (default
-    ``"running"`` here, the paper's eval pass), ``statistics_batches``, ``initial_lr``, ``momentum_seed``,
-    ``bias_correction``, ``update_every``, ``warmup_epochs``; see ``AdaptiveLR``), checked by the schedule
-    registry. Before 2026-12 these were top-level keys; such a key is refused, naming its new place.
+    (:data:`~lipschitz_lr_experiments.schedules.LIPSCHITZ_ARGS`: every option of ``lipschitz_lr.Options`` but
+    those the harness wires, the paper's settings as defaults (``rule = "paper"``, no safeguards,
+    ``batchnorm = "running"``), and ``update_every``), each checked by the option's own check. Before 2026-12
+    they were top-level keys; such a key is refused, naming its new place.
 
     ``bn_recalibration`` is how the test set is evaluated: ``N`` recalibrates BatchNorm's running statistics over
     ``N`` training batches at the evaluated weights before every evaluation (the history's ``test_acc``; the

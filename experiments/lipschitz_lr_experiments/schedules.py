@@ -8,7 +8,7 @@ it takes and their defaults, and how to build it; :func:`build_schedule` returns
 
 from __future__ import annotations
 
-import math
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -18,9 +18,8 @@ from torch.optim import Optimizer
 from torch.optim import lr_scheduler as sched
 
 from lipschitz_lr import AdaptiveLR
-from lipschitz_lr.options import MOMENTUM_SEEDS, RULES, STATISTICS_SOURCES
+from lipschitz_lr.options import Options, check_values
 from lipschitz_lr.per_step import InverseTimeDecay
-from lipschitz_lr.statistics import BATCHNORM_MODES
 
 from .errors import ConfigError
 from .registry import Registry
@@ -98,44 +97,33 @@ def _has_momentum(optimizer: Optimizer) -> bool:
     return "momentum" in optimizer.defaults and optimizer.defaults["momentum"] > 0
 
 
-#: LipschitzLR's ``schedule_args`` (see ``AdaptiveLR``): the rule (the paper's ``1/K`` or the curvature's
-#: ``1/L``) and its safeguards (a growth limit, a back-off after a divergence), the statistics' source, BatchNorm
-#: in its pass, its first batches only, the epoch-0 rate and AdaMo's seed from it, bias-corrected EMAs, an update
-#: every N optimizer steps instead of every epoch (hook statistics), a warm-up over the first epochs. The defaults
-#: are the paper's (the library's own defaults differ: no safeguards and the paper's rule here).
+#: What the harness gives AdaptiveLR itself, from the config and the run (the loss and its classes, the optimiser's
+#: variant, the batch size, the paper's lambda and Keras decay): never a ``schedule_args`` key.
+WIRED: tuple[str, ...] = ("loss", "num_classes", "variant", "batch_size", "weight_decay", "keras_decay")
+#: The paper's settings where they differ from the library's defaults: the harness's LipschitzLR is the paper's unless
+#: a config says otherwise (the library's safeguards and batch statistics are beyond the paper).
+PAPER_OVERRIDES: dict[str, Any] = {"rule": "paper", "max_growth": None, "backoff": None, "batchnorm": "running"}
+#: LipschitzLR's ``schedule_args``: every option of :class:`lipschitz_lr.Options` but the wired ones, with their
+#: library defaults and :data:`PAPER_OVERRIDES`, and ``update_every`` (an update every N optimizer steps instead of
+#: every epoch, hook statistics; the harness's, since it steps the scheduler).
 LIPSCHITZ_ARGS: dict[str, Any] = {
-    "rule": "paper",
-    "max_growth": None,
-    "backoff": None,
-    "statistics": "reference",
-    "batchnorm": "running",
-    "statistics_batches": None,
-    "initial_lr": None,
-    "momentum_seed": "value",
-    "bias_correction": False,
+    **{f.name: f.default for f in dataclasses.fields(Options) if f.name not in WIRED},
+    **PAPER_OVERRIDES,
     "update_every": None,
-    "warmup_epochs": 0,
 }
 
 
 def _check_lipschitz(a: dict[str, Any]) -> None:
-    for key, allowed in (("statistics", STATISTICS_SOURCES), ("batchnorm", BATCHNORM_MODES),
-                         ("momentum_seed", MOMENTUM_SEEDS), ("rule", RULES)):  # fmt: skip
-        if a[key] not in allowed:
-            raise ConfigError(f"{key}={a[key]!r} is not one of {', '.join(allowed)}")
-    for key in ("statistics_batches", "update_every"):
-        if a[key] is not None and not (isinstance(a[key], int) and a[key] >= 1):
-            raise ConfigError(f"{key} must be an integer >= 1 (leave it out for the default), got {key}={a[key]!r}")
-    if not (isinstance(a["warmup_epochs"], int) and a["warmup_epochs"] >= 0):
-        raise ConfigError(f"warmup_epochs must be an integer >= 0, got warmup_epochs={a['warmup_epochs']!r}")
-    if a["initial_lr"] is not None and not (isinstance(a["initial_lr"], (int, float)) and math.isfinite(a["initial_lr"])
-                                            and a["initial_lr"] > 0):  # fmt: skip
-        raise ConfigError(f"initial_lr must be finite and > 0, got initial_lr={a['initial_lr']!r}")
-    for key, low, high in (("max_growth", 1.0, math.inf), ("backoff", 0.0, 1.0)):
-        if a[key] is not None and not (isinstance(a[key], (int, float)) and low < a[key] < high):
-            raise ConfigError(f"{key} must be in ({low:g}, {high:g}) or left out (none), got {key}={a[key]!r}")
-    if not isinstance(a["bias_correction"], bool):
-        raise ConfigError(f"bias_correction must be true or false, got bias_correction={a['bias_correction']!r}")
+    """Each option by its own check (:func:`lipschitz_lr.options.check_values`); what depends on the run (the
+    variant's ``bias_correction``, ...) when AdaptiveLR is built. Then ``update_every``, the harness's."""
+    try:
+        check_values({key: value for key, value in a.items() if key != "update_every"})
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"schedule_args: {error}") from None
+    if a["update_every"] is not None and not (isinstance(a["update_every"], int) and a["update_every"] >= 1):
+        raise ConfigError(
+            f"update_every must be an integer >= 1 (leave it out for every epoch), got {a['update_every']!r}"
+        )
     if a["update_every"] is not None and a["statistics"] != "hook":
         raise ConfigError(
             "update_every updates LipschitzLR from the statistics of the steps just taken: it needs "

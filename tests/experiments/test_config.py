@@ -57,7 +57,7 @@ def test_table1_rows_have_faithful_and_clean_variants():
         ({**MINIMAL, "loss": "mse"}, "loss='mse' is not one of keras_cross_entropy, cross_entropy"),
         (
             {**MINIMAL, "schedule_args": {"momentum_seed": "inverse"}},
-            "momentum_seed='inverse' is not one of value, recipr",
+            "schedule_args: unknown momentum_seed 'inverse'; expected one of value, recipr",
         ),
         (
             {**MINIMAL, "statistics": "hook"},
