@@ -124,6 +124,10 @@ class AdaptiveLR(LRScheduler):
     Options (keyword arguments; each is also a read-only attribute):
 {options}
 
+    Beyond the paper, not an option: at the paper's SGD rates, evaluating an exponential moving average of the
+    weights (torch's ``AveragedModel``) with a one-epoch warm-up was our fastest setting without tuning; the recipe
+    is in docs/usage.md, "Averaging the weights (ours, beyond the paper)".
+
     Attributes:
         history: list of :class:`EpochRecord`, one per epoch.
 
@@ -481,9 +485,7 @@ class AdaptiveLR(LRScheduler):
         if self._hook is not None:
             self._hook.reset()
 
-    @property
-    def statistics_source(self) -> str:
-        return self.statistics
+    statistics_source = property(lambda self: self.statistics, doc="The statistics' source (``statistics``).")
 
     # the statistics' wiring (:class:`~lipschitz_lr.source.StatisticsSource`)
     _model = property(lambda self: self._source.model)

@@ -4,6 +4,8 @@ resolves, the generated options page is current, and CONTRIBUTING's tables name 
 import re
 from pathlib import Path
 
+import torch
+
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 CONTRIBUTING = REPO / "CONTRIBUTING.md"
@@ -20,6 +22,24 @@ def test_quickstart_snippet_runs(capsys):
     assert len(sched.history) == 4 and all(r.lr > 0 for r in sched.history)
     assert namespace["opt"].param_groups[0]["lr"] == sched.get_last_lr()[0]
     assert capsys.readouterr().out.count("epoch") == 3
+
+
+def test_the_averaging_recipe_runs_and_evaluates_the_average(capsys):
+    """docs/usage.md's recipe (the best no-tuning configuration of results/benchmarks.md, section d2): it trains,
+    AdaptiveLR sets the rate, and the evaluated model is the average, BatchNorm recomputed there."""
+    text = (REPO / "docs" / "usage.md").read_text()
+    section = text[text.index("## Averaging the weights") :]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code, "docs/usage.md:averaging", "exec"), namespace)
+    sched, average, model = namespace["sched"], namespace["average"], namespace["model"]
+    assert len(sched.history) == 4 and sched.resolved.warmup_steps == 16
+    assert int(average.n_averaged) == 3 * 16  # one update per optimizer step
+    averaged, trained = average.module[0].weight, model[0].weight
+    assert not torch.equal(averaged, trained)  # the average is another set of weights
+    assert not torch.equal(average.module[1].running_mean, model[1].running_mean)  # its own BatchNorm statistics
+    printed = capsys.readouterr().out
+    assert printed.count("accuracy of the average") == 3 and namespace["accuracy"] > 0.25
 
 
 def test_the_readme_is_a_landing_page_with_the_two_commands():

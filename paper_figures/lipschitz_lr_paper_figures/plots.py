@@ -17,6 +17,7 @@ History = Sequence[Mapping[str, Any]]
 #: One colour per method, the same in every figure.
 METHOD_COLOURS = {
     "lipschitz": "tab:blue",
+    "lipschitz_averaged": "teal",  # LipschitzLR with a warm-up and the weights' moving average (the demo)
     "constant": "tab:orange",
     "step": "tab:green",
     "piecewise": "tab:olive",

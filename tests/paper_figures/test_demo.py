@@ -13,7 +13,7 @@ def test_demo_writes_histories_and_figure(tmp_path, data_dir, capsys):
     )
     assert (out / "demo.png").stat().st_size > 10_000
     printed = capsys.readouterr().out
-    for config_name, label in RUNS:
+    for config_name, label, _ in RUNS:
         history = json.loads((out / config_name / "history.json").read_text())
         assert len(history) == 1 and history[0]["lr"] > 0
         assert label in printed
