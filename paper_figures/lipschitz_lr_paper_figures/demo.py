@@ -92,7 +92,7 @@ def summary_lines(runs: dict[str, list[dict]], images: int, steps: int | None = 
     recorded = record_lines()
     if recorded:
         lines.append(
-            "On all 60,000 images, at most 10 epochs (results/time_to_accuracy.jsonl, section d of "
+            "On all 60,000 images, at most 10 epochs (results/time_to_accuracy.jsonl, section d2 of "
             "results/benchmarks.md): " + "; ".join(recorded) + "."
         )
     return lines
