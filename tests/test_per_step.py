@@ -7,12 +7,7 @@ import pytest
 import torch
 
 from lipschitz_lr import AdaptiveLR
-from tests.adaptive_helpers import (
-    K_CLASSES,
-    make_data,
-    make_model,
-    train_epoch,
-)
+from tests.adaptive_helpers import K_CLASSES, make_data, make_model, train_epoch
 
 
 def test_keras_decay_divides_every_iteration_by_one_plus_lambda_t():

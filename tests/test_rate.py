@@ -5,15 +5,7 @@ import pytest
 import torch
 
 from lipschitz_lr import AdaptiveLR
-from tests.adaptive_helpers import (
-    K_CLASSES,
-    PAPER,
-    make_data,
-    make_model,
-    numpy_lrs,
-    numpy_statistics,
-    perturb,
-)
+from tests.adaptive_helpers import K_CLASSES, PAPER, make_data, make_model, numpy_lrs, numpy_statistics, perturb
 
 
 @pytest.mark.parametrize(

@@ -11,14 +11,7 @@ import torch
 from torch import nn
 
 from lipschitz_lr import AdaptiveLR
-from tests.adaptive_helpers import (
-    K_CLASSES,
-    _build,
-    _trained,
-    make_data,
-    make_model,
-    train_epoch,
-)
+from tests.adaptive_helpers import K_CLASSES, _build, _trained, make_data, make_model, train_epoch
 
 
 def test_state_dict_round_trip_into_differently_configured_instance():

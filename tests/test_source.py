@@ -8,14 +8,7 @@ import torch
 from torch import nn
 
 from lipschitz_lr import AdaptiveLR, collect_statistics
-from tests.adaptive_helpers import (
-    K_CLASSES,
-    PAPER,
-    _build,
-    make_data,
-    make_model,
-    train_epoch,
-)
+from tests.adaptive_helpers import K_CLASSES, PAPER, _build, make_data, make_model, train_epoch
 
 
 def test_hook_mode_without_loader_needs_initial_lr():

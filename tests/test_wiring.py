@@ -5,15 +5,7 @@ import pytest
 import torch
 
 from lipschitz_lr import AdaptiveLR
-from tests.adaptive_helpers import (
-    K_CLASSES,
-    PAPER,
-    _build,
-    make_data,
-    make_model,
-    numpy_statistics,
-    train_epoch,
-)
+from tests.adaptive_helpers import K_CLASSES, PAPER, _build, make_data, make_model, numpy_statistics, train_epoch
 
 
 @pytest.mark.filterwarnings("ignore:variant='momentum' with Adam:UserWarning")  # the non-SGD mapping is 1
