@@ -24,6 +24,7 @@ import dataclasses
 import inspect
 import math
 import operator
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -374,6 +375,18 @@ def expose_options(cls: type) -> None:
     )
 
 
+def _markdown(text: str) -> str:
+    """A docstring's reST as Markdown: ````x```` as ```x```, a cross-reference role as its target's name in code
+    (``:data:`~lipschitz_lr.variants.VARIANTS``` as ```VARIANTS```, without ``~`` the whole path).
+
+    >>> _markdown("``x`` (:data:`~lipschitz_lr.variants.VARIANTS`, :func:`a.b`)")
+    '`x` (`VARIANTS`, `a.b`)'
+    """
+    text = re.sub(r":\w+:`~[\w.]*?(\w+)`", r"`\1`", text)
+    text = re.sub(r":\w+:`([\w.]+)`", r"`\1`", text)
+    return text.replace("``", "`")
+
+
 def options_markdown() -> str:
     """``docs/options.md``: the options grouped by concern, each with its default (written by ``make docs``)."""
     lines = [
@@ -387,6 +400,6 @@ def options_markdown() -> str:
         lines += ["", f"## {title}", "", "| option | default | meaning |", "|---|---|---|"]
         for f in dataclasses.fields(Options):
             if f.metadata["group"] == group:
-                doc = f.metadata["doc"].replace("|", "\\|")
+                doc = _markdown(f.metadata["doc"]).replace("|", "\\|")
                 lines.append(f"| `{f.name}` | `{f.default!r}` | {doc} |")
     return "\n".join(lines) + "\n"
