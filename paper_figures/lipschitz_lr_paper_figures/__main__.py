@@ -22,6 +22,7 @@ from typing import Any
 from .history import mean_history, read_runs
 from .plots import (
     METHOD_COLOURS,
+    distinct_colours,
     plot_classical,
     plot_comparison,
     plot_curves,
@@ -141,12 +142,15 @@ def main(argv: list[str] | None = None) -> int:
 
     if mnist:
         compared = _compared(mnist, "mnist")
-        colours = {n: METHOD_COLOURS["constant"] if n.endswith("_baseline") else None for n in compared}
-        _draw("mnist", written, plot_comparison, compared, args.out / "mnist", "MNIST CNN", colours, args.formats)
         lipschitz_only = _compared({n: h for n, h in mnist.items() if not n.endswith("_baseline")}, "mnist_lipschitz")
+        # one colour per run in both figures: the baselines orange, the rest distinct
+        names = [*compared, *(n for n in lipschitz_only if n not in compared)]
+        baselines = {n: METHOD_COLOURS["constant"] for n in names if n.endswith("_baseline")}
+        colours = distinct_colours(sorted(names, key=lambda n: n not in baselines), baselines)
+        _draw("mnist", written, plot_comparison, compared, args.out / "mnist", "MNIST CNN", colours, args.formats)
         title = "MNIST CNN, LipschitzLR"
         stem = args.out / "mnist_lipschitz"
-        _draw("mnist_lipschitz", written, plot_comparison, lipschitz_only, stem, title, None, args.formats)
+        _draw("mnist_lipschitz", written, plot_comparison, lipschitz_only, stem, title, colours, args.formats)
     else:
         print("skip mnist: no mnist_* run")
 

@@ -211,3 +211,24 @@ def test_per_run_figures_are_off_for_many_runs_unless_asked(tmp_path, capsys):
     assert not (out / "per_run").exists() and (out / "mnist.png").exists()
     assert main(["--runs", str(root), "--out", str(tmp_path / "few"), "--formats", "png", "--no-per-run"]) == 0
     assert not (tmp_path / "few" / "per_run").exists()
+
+
+def test_a_run_keeps_its_colour_in_every_mnist_figure(tmp_path, monkeypatch):
+    """mnist.png and mnist_lipschitz.png draw a run in the same colour (the baseline was first in one and absent
+    from the other, so the LipschitzLR runs' colours shifted)."""
+    root = tmp_path / "runs"
+    write_run(root, "mnist_momentum_baseline", fake_history(3, first_lr=0.01, k=False))
+    for name in ("mnist_sgd", "mnist_momentum", "mnist_adam"):
+        write_run(root, name, fake_history(3))
+    drawn = {}
+
+    def capture(runs, out_stem, title, colours=None, formats=()):
+        drawn[out_stem.name] = {name: colours[name] for name in runs}
+        return []
+
+    monkeypatch.setattr("lipschitz_lr_paper_figures.__main__.plot_comparison", capture)
+    assert main(["--runs", str(root), "--out", str(tmp_path / "figures")]) == 0
+    both = set(drawn["mnist"]) & set(drawn["mnist_lipschitz"])
+    assert both == {"mnist_sgd", "mnist_momentum", "mnist_adam"}
+    assert all(drawn["mnist"][name] == drawn["mnist_lipschitz"][name] for name in both)
+    assert len(set(drawn["mnist"].values())) == 4  # one colour per run
