@@ -192,13 +192,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             changes: dict[str, Any] = {"lr": lr}
             label = f"lr{lr:g}"
             if decay is not None:
-                if base.schedule == "constant":
-                    changes.update(paper_lambda=decay, keras_decay=decay > 0)
-                else:
-                    key = args.decay_key
-                    if key is None:
-                        raise ConfigError(f"schedule {base.schedule!r}: name the argument to sweep with --decay-key")
-                    changes["schedule_args"] = {**base.schedule_args, key: decay}
+                key = args.decay_key or ("decay" if base.schedule == "constant" else None)  # the Keras decay
+                if key is None:
+                    raise ConfigError(f"schedule {base.schedule!r}: name the argument to sweep with --decay-key")
+                changes["schedule_args"] = {**base.schedule_args, key: decay}
                 label += f"_decay{decay:g}"
             config = base.replace(name=f"{base.name}_{label}", **changes)
             try:
@@ -362,7 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("config")
     sweep.add_argument("--lr", type=float, nargs="+", required=True)
     sweep.add_argument("--decay", type=float, nargs="+", help="Keras decay (constant) or a schedule argument")
-    sweep.add_argument("--decay-key", help="the schedule_args key --decay sets (e.g. gamma)")
+    sweep.add_argument(
+        "--decay-key", help="the schedule_args key --decay sets (e.g. gamma; default for constant: decay)"
+    )
     sweep.add_argument("--out", type=_out_dir)
     _add_run_options(sweep)
     sweep.set_defaults(func=cmd_sweep)

@@ -32,22 +32,41 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 CLEAN_SUFFIX = "_clean"
 #: Config keys that were renamed: old -> new (an old key is refused with a message naming the new one).
 RENAMED_KEYS = {
-    "weight_decay": "paper_lambda",
     "l2": "kernel_l2",
 }
+#: The paper's lambda and the authors' Keras decay, top-level keys until 2026-12 (``weight_decay`` before that was
+#: ``paper_lambda``): now ``schedule_args`` of the schedules that use them (:func:`relocated_decay`).
+DECAY_KEYS = ("paper_lambda", "keras_decay", "weight_decay")
 #: LipschitzLR's options, top-level keys until 2026-12: now ``schedule_args`` of ``schedule = "lipschitz"``.
 MOVED_TO_SCHEDULE_ARGS = tuple(LIPSCHITZ_ARGS)
 
 
-def upgraded(raw: dict[str, Any]) -> dict[str, Any]:
-    """A config dict of before 2026-12 (LipschitzLR's options at the top level, as a checkpoint of then holds
-    them) in today's layout: those options under ``schedule_args`` (for the comparison a resume makes)."""
-    moved = {key: raw[key] for key in MOVED_TO_SCHEDULE_ARGS if key in raw}
-    if not moved:
-        return raw
-    rest = {key: value for key, value in raw.items() if key not in moved}
+def relocated_decay(raw: dict[str, Any]) -> dict[str, Any]:
+    """The ``schedule_args`` that the top-level ``paper_lambda`` and ``keras_decay`` (``weight_decay`` before
+    ``paper_lambda``) of a config of before 2026-12 come to: for ``lipschitz`` the options ``weight_decay`` (the
+    lambda in the bound) and ``keras_decay``; for ``constant`` the decay ``lr / (1 + decay t)`` the lambda gave
+    with ``keras_decay``; nothing for another schedule (they applied to none)."""
+    lam = raw.get("paper_lambda", raw.get("weight_decay", 0.0))
+    keras = bool(raw.get("keras_decay", False))
     if raw.get("schedule") == "lipschitz":
-        rest["schedule_args"] = {**moved, **raw.get("schedule_args", {})}
+        return {**({"weight_decay": lam} if lam else {}), **({"keras_decay": True} if keras else {})}
+    if raw.get("schedule") == "constant" and keras and lam:
+        return {"decay": lam}
+    return {}
+
+
+def upgraded(raw: dict[str, Any]) -> dict[str, Any]:
+    """A config dict of before 2026-12 (LipschitzLR's options, the paper's lambda and the Keras decay at the top
+    level, as a checkpoint of then holds them) in today's layout: under ``schedule_args`` (for the comparison a
+    resume makes)."""
+    moved = {key: raw[key] for key in MOVED_TO_SCHEDULE_ARGS if key in raw}
+    decay = relocated_decay(raw) if any(key in raw for key in DECAY_KEYS) else {}
+    if not moved and not any(key in raw for key in DECAY_KEYS):
+        return raw
+    rest = {key: value for key, value in raw.items() if key not in moved and key not in DECAY_KEYS}
+    if raw.get("schedule") != "lipschitz":
+        moved = {}
+    rest["schedule_args"] = {**moved, **decay, **raw.get("schedule_args", {})}
     return rest
 
 
@@ -61,11 +80,11 @@ MAX_SEED = 2**32 - 1
 class ExperimentConfig:
     """Everything one run needs. Keys of the TOML file are these field names.
 
-    ``paper_lambda`` is the paper's lambda: the L2 term inside LipschitzLR's bound
-    (``AdaptiveLR(weight_decay=)``) and, with ``keras_decay``, the per-iteration decay
-    ``lr / (1 + lambda t)`` of the authors' Keras optimizers (for the adaptive schedule and the
-    fixed-LR baselines alike); it does not regularise the model. ``kernel_l2`` is the model's real
-    regularisation (Keras ``l2(c)`` on conv kernels: gradient ``2 c w``, torch ``weight_decay = 2c``).
+    The paper's lambda lives with the schedules that use it: LipschitzLR's ``schedule_args.weight_decay`` (the L2
+    term inside its bound) and ``schedule_args.keras_decay`` (the authors' Keras optimizers' per-iteration
+    ``lr / (1 + lambda t)``), and the fixed rate's ``schedule_args.decay`` (the same hidden decay of the paper's
+    baselines); it does not regularise the model. ``kernel_l2`` is the model's real regularisation (Keras
+    ``l2(c)`` on conv kernels: gradient ``2 c w``, torch ``weight_decay = 2c``).
 
     ``loss`` is ``keras_cross_entropy`` (the authors' Keras loss, probabilities clipped to
     ``[1e-7, 1 - 1e-7]``; the reference) or ``cross_entropy`` (torch's, the clean choice).
@@ -96,8 +115,6 @@ class ExperimentConfig:
     lr: float = 0.01
     epochs: int = 20
     batch_size: int = 128
-    paper_lambda: float = 0.0
-    keras_decay: bool = False
     kernel_l2: float = 0.0
     augment: bool = True
     keras_faithful: bool = True
@@ -134,7 +151,7 @@ class ExperimentConfig:
         for key in ("epochs", "batch_size"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be >= 1, got {key}={getattr(self, key)!r}")
-        for key in ("lr", "paper_lambda", "kernel_l2"):
+        for key in ("lr", "kernel_l2"):
             value = getattr(self, key)
             if not math.isfinite(value) or value < 0:
                 raise ConfigError(f"{key} must be a finite number >= 0, got {key}={value!r}")
@@ -162,10 +179,6 @@ class ExperimentConfig:
                 f"schedule 'lipschitz' has variants for {', '.join(with_variants)}, got optimizer={self.optimizer!r}"
             )
         check_installed(self.optimizer)
-        if self.keras_decay and self.schedule not in ("lipschitz", "constant"):
-            raise ConfigError(
-                f"keras_decay applies to schedule 'lipschitz' or 'constant', got schedule={self.schedule!r}"
-            )
         SCHEDULES[self.schedule].check_args(self.schedule_args)
 
     def schedule_options(self) -> dict[str, Any]:
@@ -205,8 +218,16 @@ def from_dict(raw: dict[str, Any]) -> ExperimentConfig:
     renamed = [f"{old!r} is now {new!r}" for old, new in RENAMED_KEYS.items() if old in raw]
     if renamed:
         raise ConfigError(
-            f"renamed config key(s): {'; '.join(renamed)} (paper_lambda: the paper's lambda in the bound and the "
-            "Keras decay; kernel_l2: the model's L2 regularisation of its conv kernels); rename them in the config"
+            f"renamed config key(s): {'; '.join(renamed)} (kernel_l2: the model's L2 regularisation of its conv "
+            "kernels); rename them in the config"
+        )
+    decay = [key for key in DECAY_KEYS if key in raw]
+    if decay:
+        table = ", ".join(f"{key} = {value!r}".replace("True", "true") for key, value in relocated_decay(raw).items())
+        raise ConfigError(
+            f"{', '.join(decay)}: the paper's lambda and the Keras decay are schedule_args of the schedules that use "
+            f"them now (lipschitz: weight_decay, keras_decay; constant: decay); for schedule "
+            f"{raw.get('schedule')!r} write schedule_args = {{{table}}}"
         )
     moved = [key for key in MOVED_TO_SCHEDULE_ARGS if key in raw]
     if moved:
@@ -234,11 +255,12 @@ def clean_variant(config: ExperimentConfig) -> ExperimentConfig:
     per-iteration Keras decay (docs/fidelity.md, "Reference mode and clean mode"), named ``<name>_clean``."""
     if not _has_clean_variant(config):
         raise ConfigError(
-            f"{config.name!r} has no clean variant: only LipschitzLR configs with keras_decay = true have one"
+            f"{config.name!r} has no clean variant: only LipschitzLR configs with schedule_args.keras_decay = true "
+            "have one"
         )
     return config.replace(
         name=config.name + CLEAN_SUFFIX,
-        keras_decay=False,
+        schedule_args={**config.schedule_args, "keras_decay": False},
         description=f"{config.dataset} {config.model} {config.optimizer} LipschitzLR, clean: no hidden Keras decay",
     )
 
@@ -274,4 +296,4 @@ def bundled_configs() -> list[str]:
 
 
 def _has_clean_variant(config: ExperimentConfig) -> bool:
-    return config.schedule == "lipschitz" and config.keras_decay
+    return config.schedule == "lipschitz" and bool(config.schedule_args.get("keras_decay", False))

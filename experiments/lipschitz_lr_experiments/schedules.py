@@ -9,6 +9,7 @@ it takes and their defaults, and how to build it; :func:`build_schedule` returns
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -30,8 +31,7 @@ from .stepper import LipschitzStepper, Stepper, TorchStepper
 class ScheduleContext:
     """What a schedule may be built from: the run's optimizer and length, its initial rate, and for
     LipschitzLR the model, the statistics loader (the clean training set, in order), the loss's bound,
-    the number of classes, the optimiser's variant and the paper's lambda (``keras_decay``: also the
-    fixed rate's hidden decay)."""
+    the number of classes and the optimiser's variant."""
 
     optimizer: Optimizer
     steps_per_epoch: int
@@ -43,8 +43,6 @@ class ScheduleContext:
     num_classes: int | None = None
     variant: str | None = None
     batch_size: int | None = None
-    paper_lambda: float = 0.0
-    keras_decay: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,13 +96,14 @@ def _has_momentum(optimizer: Optimizer) -> bool:
 
 
 #: What the harness gives AdaptiveLR itself, from the config and the run (the loss and its classes, the optimiser's
-#: variant, the batch size, the paper's lambda and Keras decay): never a ``schedule_args`` key.
-WIRED: tuple[str, ...] = ("loss", "num_classes", "variant", "batch_size", "weight_decay", "keras_decay")
+#: variant, the batch size): never a ``schedule_args`` key.
+WIRED: tuple[str, ...] = ("loss", "num_classes", "variant", "batch_size")
 #: The paper's settings where they differ from the library's defaults: the harness's LipschitzLR is the paper's unless
 #: a config says otherwise (the library's safeguards and batch statistics are beyond the paper).
 PAPER_OVERRIDES: dict[str, Any] = {"rule": "paper", "max_growth": None, "backoff": None, "batchnorm": "running"}
-#: LipschitzLR's ``schedule_args``: every option of :class:`lipschitz_lr.Options` but the wired ones, with their
-#: library defaults and :data:`PAPER_OVERRIDES`, and ``update_every`` (an update every N optimizer steps instead of
+#: LipschitzLR's ``schedule_args``: every option of :class:`lipschitz_lr.Options` but the wired ones (the paper's
+#: lambda is ``weight_decay``, its Keras decay ``keras_decay``), with their library defaults and
+#: :data:`PAPER_OVERRIDES`, and ``update_every`` (an update every N optimizer steps instead of
 #: every epoch, hook statistics; the harness's, since it steps the scheduler).
 LIPSCHITZ_ARGS: dict[str, Any] = {
     **{f.name: f.default for f in dataclasses.fields(Options) if f.name not in WIRED},
@@ -139,7 +138,7 @@ _FP16_NOTE = (
 
 
 def _lipschitz(context: ScheduleContext, a: dict[str, Any]) -> Stepper:
-    """AdaptiveLR over the statistics loader, with this run's loss bound, variant and lambda."""
+    """AdaptiveLR over the statistics loader, with this run's loss bound and variant."""
     adaptive = AdaptiveLR(
         context.optimizer,
         context.model,
@@ -147,20 +146,25 @@ def _lipschitz(context: ScheduleContext, a: dict[str, Any]) -> Stepper:
         loss=context.loss_bound,
         num_classes=context.num_classes,
         variant=context.variant,
-        weight_decay=context.paper_lambda,
         batch_size=context.batch_size,
-        keras_decay=context.keras_decay,
         **{key: value for key, value in a.items() if key != "update_every"},
     )
     return LipschitzStepper(context.optimizer, adaptive, a["update_every"])
 
 
 def _constant(context: ScheduleContext, a: dict[str, Any]) -> Stepper:
-    """A fixed rate; with ``keras_decay``, the authors' Keras optimizers' hidden ``lr / (1 + lambda t)``."""
-    if context.keras_decay and context.paper_lambda > 0:
-        decay = sched.LambdaLR(context.optimizer, InverseTimeDecay(context.paper_lambda))
+    """A fixed rate; with ``decay``, the authors' Keras optimizers' hidden ``lr / (1 + decay t)`` (the paper's
+    baselines, their lambda), ``t`` the optimizer steps taken."""
+    if a["decay"] > 0:
+        decay = sched.LambdaLR(context.optimizer, InverseTimeDecay(a["decay"]))
         return TorchStepper(context.optimizer, decay, "step")
     return Stepper(context.optimizer)
+
+
+def _check_constant(a: dict[str, Any]) -> None:
+    decay = a["decay"]
+    if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not math.isfinite(decay) or decay < 0:
+        raise ConfigError(f"decay must be a finite number >= 0 (0: a fixed rate), got decay={decay!r}")
 
 
 #: The schedule registry: a config's ``schedule`` names one (test: ``tests/experiments/test_schedules.py``).
@@ -171,8 +175,8 @@ SCHEDULES: Registry[ScheduleSpec] = Registry(
         "lipschitz": ScheduleSpec(
             "epoch", LIPSCHITZ_ARGS, make=_lipschitz, check=_check_lipschitz, ema_momentum=True, fp16_note=_FP16_NOTE
         ),
-        # fixed learning rate (optionally with Keras decay)
-        "constant": ScheduleSpec("epoch", make=_constant),
+        # fixed learning rate (optionally with the authors' hidden Keras decay, per optimizer step)
+        "constant": ScheduleSpec("epoch", {"decay": 0.0}, make=_constant, check=_check_constant),
         # step decay: multiply by gamma every step_size epochs
         "step": ScheduleSpec(
             "epoch",

@@ -124,8 +124,6 @@ class Trainer(Checkpointing):
             num_classes=self.data.num_classes,
             variant=optimizer_spec.variant,
             batch_size=config.batch_size,
-            paper_lambda=config.paper_lambda,
-            keras_decay=config.keras_decay,
         )
         self.schedule: Stepper = build_schedule(config.schedule, context, config.schedule_args)
         self.average = WeightAverage(self.net, config.weight_average) if config.weight_average else None

@@ -17,9 +17,10 @@ def test_table1_rows_have_faithful_and_clean_variants():
     faithful = load_config("c10_resnet20_sgd")
     clean = load_config("c10_resnet20_sgd_clean")
     baseline = load_config("c10_resnet20_sgd_baseline")
-    assert faithful.keras_decay and not clean.keras_decay
-    assert (faithful.paper_lambda, faithful.batch_size, faithful.epochs, faithful.kernel_l2) == (1e-3, 128, 300, 1e-4)
-    assert baseline.schedule == "constant" and baseline.lr == 0.01 and baseline.keras_decay
+    assert faithful.schedule_args["keras_decay"] and not clean.schedule_args["keras_decay"]
+    assert faithful.schedule_args["weight_decay"] == 1e-3  # the paper's lambda
+    assert (faithful.batch_size, faithful.epochs, faithful.kernel_l2) == (128, 300, 1e-4)
+    assert baseline.schedule == "constant" and baseline.lr == 0.01 and baseline.schedule_args == {"decay": 1e-3}
     assert load_config("c100_resnet56v2_sgd").epochs == 500
     assert load_config("c10_densenet40_rmsprop_baseline").lr == 0.001
 
@@ -30,7 +31,7 @@ def test_table1_rows_have_faithful_and_clean_variants():
         ({**MINIMAL, "learning_rate": 0.1}, "learning_rate"),
         ({**MINIMAL, "epochs": "ten"}, "epochs must be int"),
         ({**MINIMAL, "epochs": True}, "epochs must be int"),
-        ({**MINIMAL, "keras_decay": 1}, "keras_decay must be bool"),
+        ({**MINIMAL, "schedule_args": {"keras_decay": 1}}, "requires True or False for keras_decay"),
         ({**MINIMAL, "model": "vgg"}, "model='vgg'"),
         ({**MINIMAL, "dataset": "svhn"}, "dataset='svhn'"),
         ({**MINIMAL, "schedule": "linear"}, "schedule='linear'"),
@@ -46,13 +47,14 @@ def test_table1_rows_have_faithful_and_clean_variants():
         ({**MINIMAL, "lr": float("nan")}, "lr=nan"),
         ({**MINIMAL, "lr": float("inf")}, "lr=inf"),
         ({**MINIMAL, "lr": 0.0}, "lr must be > 0"),
-        ({**MINIMAL, "paper_lambda": float("nan")}, "paper_lambda=nan"),
+        ({**MINIMAL, "schedule_args": {"weight_decay": float("nan")}}, "weight_decay=nan"),
+        ({**MINIMAL, "schedule": "constant", "schedule_args": {"decay": -1.0}}, "decay=-1.0"),
         ({**MINIMAL, "schedule_args": {"initial_lr": float("inf")}}, "initial_lr=inf"),
         ({**MINIMAL, "train_subset": -100}, "train_subset=-100"),
         ({**MINIMAL, "train_subset": 0}, "train_subset=0"),
         ({**MINIMAL, "test_subset": 0}, "test_subset=0"),
         ({**MINIMAL, "schedule_args": {"statistics_batches": 0}}, "statistics_batches=0"),
-        ({**MINIMAL, "schedule": "cosine", "keras_decay": True}, "keras_decay"),
+        ({**MINIMAL, "schedule": "cosine", "schedule_args": {"keras_decay": True}}, "keras_decay"),
         ({"name": "x", "dataset": "mnist"}, "missing required config key(s): model"),
         ({**MINIMAL, "loss": "mse"}, "loss='mse' is not one of keras_cross_entropy, cross_entropy"),
         (
@@ -125,17 +127,45 @@ def test_clean_variants_are_derived_from_their_faithful_config_not_copied():
     assert len(clean_names) >= 17  # the 17 that were copies before, and any new faithful LipschitzLR config
     for name in clean_names:
         faithful, clean = load_config(name.removesuffix("_clean")), load_config(name)
-        assert faithful.keras_decay and faithful.schedule == "lipschitz"
+        assert faithful.schedule_args["keras_decay"] and faithful.schedule == "lipschitz"
         differs = {k for k, v in clean.to_dict().items() if faithful.to_dict()[k] != v}
-        assert differs == {"name", "keras_decay", "description"} and "clean" in clean.description
+        assert differs == {"name", "schedule_args", "description"} and "clean" in clean.description
+        assert clean.schedule_args == {**faithful.schedule_args, "keras_decay": False}
     with pytest.raises(ConfigError, match="'mnist_sgd' has no clean variant"):
         load_config("mnist_sgd_clean")
 
 
-@pytest.mark.parametrize(("old", "new"), [("weight_decay", "paper_lambda"), ("l2", "kernel_l2")])
-def test_renamed_keys_are_refused_naming_the_new_key(old, new):
-    with pytest.raises(ConfigError, match=f"'{old}' is now '{new}'"):
-        from_dict({**MINIMAL, old: 1e-3})
+def test_renamed_keys_are_refused_naming_the_new_key():
+    with pytest.raises(ConfigError, match="'l2' is now 'kernel_l2'"):
+        from_dict({**MINIMAL, "l2": 1e-3})
+
+
+@pytest.mark.parametrize(
+    ("old", "table"),
+    [
+        (
+            {"schedule": "lipschitz", "paper_lambda": 1e-3, "keras_decay": True},
+            "weight_decay = 0.001, keras_decay = true",
+        ),
+        ({"schedule": "lipschitz", "weight_decay": 1e-4}, "weight_decay = 0.0001"),
+        ({"schedule": "constant", "paper_lambda": 1e-3, "keras_decay": True}, "decay = 0.001"),
+    ],
+)
+def test_the_papers_lambda_and_keras_decay_at_the_top_level_are_refused_naming_their_place(old, table):
+    with pytest.raises(ConfigError, match=f"schedule_args = {{{table}}}"):
+        from_dict({**MINIMAL, "optimizer": "sgd", **old})
+
+
+def test_a_checkpoints_config_of_before_2026_12_reads_in_todays_layout():
+    """A resume compares the saved config with the current one: the old top-level keys land where they live now."""
+    from lipschitz_lr_experiments.config import upgraded
+
+    old = {**MINIMAL, "schedule": "lipschitz", "paper_lambda": 1e-3, "keras_decay": True, "statistics": "hook"}
+    assert upgraded(old)["schedule_args"] == {"statistics": "hook", "weight_decay": 1e-3, "keras_decay": True}
+    assert not {"paper_lambda", "keras_decay", "statistics"} & set(upgraded(old))
+    baseline = {**MINIMAL, "schedule": "constant", "paper_lambda": 1e-3, "keras_decay": True}
+    assert upgraded(baseline)["schedule_args"] == {"decay": 1e-3}
+    assert from_dict(upgraded(baseline)).schedule_args == {"decay": 1e-3}
 
 
 def test_a_config_file_that_is_not_utf8_is_named(tmp_path):

@@ -154,7 +154,7 @@ def test_lipschitz_updates_every_n_steps_from_the_hook(tmp_path, data_dir):
         ({"update_every": 5}, "needs statistics='hook', got statistics='reference'"),
         ({"warmup_epochs": -1}, "requires an integer warmup_epochs >= 0, got warmup_epochs=-1"),
         ({"mse_sign": "times"}, "schedule_args: unknown mse_sign 'times'"),  # every option of Options is one
-        ({"weight_decay": 0.1}, "unknown schedule_args key"),  # the paper's lambda is the config's paper_lambda
+        ({"num_classes": 3}, "unknown schedule_args key"),  # the harness sets it from the dataset
     ],
 )
 def test_lipschitz_schedule_args_are_checked(args, message):

@@ -36,8 +36,8 @@ def test_inverse_time_is_keras_decay():
     values, _ = lrs("inverse_time", {"decay": 0.1}, epochs=1)
     assert values == pytest.approx([0.1 / (1 + 0.1 * t) for t in range(5)])
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    context = ScheduleContext(opt, 1, 1, 1.0, paper_lambda=1e-3, keras_decay=True)
-    sched = build_schedule("constant", context, {}).scheduler  # the fixed rate's hidden Keras decay
+    context = ScheduleContext(opt, 1, 1, 1.0)
+    sched = build_schedule("constant", context, {"decay": 1e-3}).scheduler  # the fixed rate's hidden Keras decay
     for _ in range(1000):
         opt.step()
         sched.step()
