@@ -109,13 +109,11 @@ def divergence(bound: float, loss: float, previous_loss: float, k_z: float = mat
     """
     if not math.isfinite(bound):
         return f"the statistics are not finite or zero (K_z={k_z!r})"
-    if loss_rose(loss, previous_loss if math.isfinite(previous_loss) else None):
-        return (
-            "the training loss is not finite"
-            if not math.isfinite(loss)
-            else (f"the training loss rose from {previous_loss:.4g} to {loss:.4g}")
-        )
-    return ""
+    if not loss_rose(loss, previous_loss if math.isfinite(previous_loss) else None):
+        return ""
+    if not math.isfinite(loss):
+        return "the training loss is not finite"
+    return f"the training loss rose from {previous_loss:.4g} to {loss:.4g}"
 
 
 def safeguarded(

@@ -60,13 +60,11 @@ def upgraded(raw: dict[str, Any]) -> dict[str, Any]:
     level, as a checkpoint of then holds them) in today's layout: under ``schedule_args`` (for the comparison a
     resume makes)."""
     moved = {key: raw[key] for key in MOVED_TO_SCHEDULE_ARGS if key in raw}
-    decay = relocated_decay(raw) if any(key in raw for key in DECAY_KEYS) else {}
     if not moved and not any(key in raw for key in DECAY_KEYS):
         return raw
     rest = {key: value for key, value in raw.items() if key not in moved and key not in DECAY_KEYS}
-    if raw.get("schedule") != "lipschitz":
-        moved = {}
-    rest["schedule_args"] = {**moved, **decay, **raw.get("schedule_args", {})}
+    kept = moved if raw.get("schedule") == "lipschitz" else {}  # LipschitzLR's options meant nothing elsewhere
+    rest["schedule_args"] = {**kept, **relocated_decay(raw), **raw.get("schedule_args", {})}
     return rest
 
 

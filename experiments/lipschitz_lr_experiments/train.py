@@ -35,7 +35,7 @@ from .assembly import run_data, training_batches, wrapped_model
 from .averaging import WeightAverage
 from .checkpointing import Checkpointing
 from .config import ExperimentConfig
-from .data import DataSplits, TensorBatches
+from .data import DataSplits
 from .devices import check_amp, configure_determinism, resolve_device
 from .distributed import init_distributed
 from .history import HISTORY_FIELDS
@@ -103,7 +103,9 @@ class Trainer(Checkpointing):
         if options.channels_last:
             self.net.to(memory_format=torch.channels_last)
         self.model = wrapped_model(self.net, self.dist, self.device, compile=options.compile, seed=config.seed)
-        self.train_loader, in_order = training_batches(config, self.data, self.dist, self.generator)
+        # in_order: the clean training set (this rank's shard), in order, at the batch size: LipschitzLR's statistics
+        # pass reads it, and BatchNorm is recalibrated over its first batches before an evaluation
+        self.train_loader, self.in_order = training_batches(config, self.data, self.dist, self.generator)
         schedule = SCHEDULES[config.schedule]
         optimizer_spec = OPTIMIZERS[config.optimizer]
         self.optimizer = build_optimizer(  # over the bare module: its L2 groups are found through no wrapper
@@ -119,7 +121,7 @@ class Trainer(Checkpointing):
             config.epochs,
             config.lr,
             model=self.model,
-            statistics_loader=in_order,  # the clean training set (this rank's shard), in order, at the batch size
+            statistics_loader=self.in_order,
             loss_bound=self.loss.bound,
             num_classes=self.data.num_classes,
             variant=optimizer_spec.variant,
@@ -244,7 +246,7 @@ class Trainer(Checkpointing):
                 self.average.module if self.average is not None else self.net,
                 self.data.test_images,
                 self.data.test_labels,
-                TensorBatches(self.train_loader.images, self.train_loader.labels, self.config.batch_size),
+                self.in_order,
                 self.recalibration_batches(swapped),
                 self.options.amp,
                 self.loss.fn,
